@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// counter-fcgi: a FastCGI counter responder on libfcgi and hiredis, fronted by nginx.
+import PackageDescription
+
+let package = Package(
+    name: "counter-fcgi",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "counter-fcgi", targets: ["counter-fcgi"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The two C libraries, found by pkg-config; Debian package names for the error message.
+        .systemLibrary(
+            name: "CFastCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // Pure Swift: routing, configuration, error mapping and response encoding. No C, so the
+        // unit tests drive it with an in-memory store.
+        .target(
+            name: "CounterCore",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The process: FastCGI workers, Redis connections, signals.
+        .executableTarget(
+            name: "counter-fcgi",
+            dependencies: [
+                "CounterCore", "CFastCGI", "CHiredis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "CounterCoreTests",
+            dependencies: ["CounterCore"]
+        ),
+    ]
+)

@@ -1,0 +1,52 @@
+/// Every way a request can fail, and the one place that turns a failure into HTTP.
+///
+/// No other code picks an error status: the router throws or returns one of these, and
+/// ``response`` maps it to a status and an RFC 9457 problem body that keeps the seed's `error`
+/// member. Messages never contain Redis's own error text or anything secret.
+public enum APIError: Error, Equatable, Sendable {
+    /// No route has this path.
+    case notFound
+    /// The path exists but takes another method; `allowed` goes into the `Allow` header.
+    case methodNotAllowed(path: String, allowed: [String])
+    /// The request is malformed; `detail` says how.
+    case badRequest(detail: String)
+    /// The request carries a body larger than the API accepts.
+    case contentTooLarge(limit: Int)
+    /// A counter operation failed.
+    case counter(CounterError)
+
+    /// The status and problem+json body for this error.
+    public var response: Response {
+        let (status, detail, headers) = mapping
+        var body = JSONObject()
+        body.add("type", "about:blank")
+        body.add("title", status.reason)
+        body.add("status", status.code)
+        body.add("detail", detail)
+        body.add("error", detail)
+        return Response(status: status, contentType: .problemJSON, headers: headers, body: body.finish())
+    }
+
+    private var mapping: (HTTPStatus, String, [(name: String, value: String)]) {
+        switch self {
+        case .notFound:
+            return (.notFound, "Unknown path; the endpoints are /health, /livez, /read, /write and /reset", [])
+        case .methodNotAllowed(let path, let allowed):
+            let list = allowed.joined(separator: ", ")
+            return (.methodNotAllowed, "Use \(allowed[0]) for \(path)", [("Allow", list)])
+        case .badRequest(let detail):
+            return (.badRequest, detail, [])
+        case .contentTooLarge(let limit):
+            return (.contentTooLarge, "The API takes no request body (at most \(limit) bytes are accepted)", [])
+        case .counter(.unavailable):
+            // Workers reconnect within a second (capped backoff), so one second is an honest hint.
+            return (.serviceUnavailable, "Redis unavailable", [("Retry-After", "1")])
+        case .counter(.corruptValue):
+            return (.internalServerError, "The counter value in Redis is not a 64-bit integer; it was left unchanged", [])
+        case .counter(.overflow):
+            return (.conflict, "The counter is at its maximum (\(Int64.max)) and cannot be incremented; reset it", [])
+        case .counter(.unexpected):
+            return (.internalServerError, "Unexpected reply from Redis", [])
+        }
+    }
+}

@@ -1,0 +1,145 @@
+/// Every setting of the responder, read once at start and then only passed around.
+///
+/// Precedence: flag > environment variable > default. Names follow the seed (`REDIS_HOST`,
+/// `REDIS_PORT`, `REDIS_DB`, `REDIS_PASSWORD`, `DEBUG`) and DESIGN.md for the rest. nginx-side
+/// settings (`PORT`, `API_KEY`, `API_KEYS_FILE`) are not read here: keys never reach this process.
+public struct Config: Sendable, Equatable {
+    public var redis: RedisEndpoint
+    public var redisDB: Int
+    public var redisUsername: String?
+    public var redisPassword: String?
+    public var redisConnectTimeoutMS: Int
+    public var redisTimeoutMS: Int
+    public var counterKey: String
+    public var listen: ListenAddress
+    public var threads: Int
+    public var backlog: Int
+    public var shutdownTimeoutMS: Int
+    public var debug: Bool
+
+    /// Worker threads when `FCGI_THREADS` is unset. Chosen by measurement behind nginx on two
+    /// cores (README, "Performance"): 16 threads gave the best throughput without keep-conn.
+    public static let defaultThreads = 16
+
+    /// Resolves every setting, or names the first invalid one.
+    public init(options: Options = Options(), environment: [String: String]) throws(ConfigError) {
+        var source = Source(environment: environment)
+
+        let host = source.string(options.redisHost, env: "REDIS_HOST", flag: "--redis-host") ?? "localhost"
+        if host.hasPrefix("/") {
+            _ = try source.integer(options.redisPort, env: "REDIS_PORT", flag: "--redis-port", in: 1...65535, default: 6379)
+            redis = .unix(path: host)
+        } else {
+            guard !host.isEmpty else { throw ConfigError(setting: "REDIS_HOST", value: host, reason: "must not be empty") }
+            let port = try source.integer(options.redisPort, env: "REDIS_PORT", flag: "--redis-port", in: 1...65535, default: 6379)
+            redis = .tcp(host: host, port: port)
+        }
+        redisDB = try source.integer(options.redisDB, env: "REDIS_DB", flag: "--redis-db", in: 0...Int(Int32.max), default: 0)
+        redisUsername = source.string(options.redisUsername, env: "REDIS_USERNAME", flag: "--redis-username").flatMap { $0.isEmpty ? nil : $0 }
+        redisPassword = source.string(options.redisPassword, env: "REDIS_PASSWORD", flag: "--redis-password").flatMap { $0.isEmpty ? nil : $0 }
+        if redisUsername != nil, redisPassword == nil {
+            throw ConfigError(setting: "REDIS_USERNAME", value: redisUsername, reason: "needs REDIS_PASSWORD as well (AUTH user password)")
+        }
+        redisConnectTimeoutMS = try source.integer(options.redisConnectTimeoutMS, env: "REDIS_CONNECT_TIMEOUT_MS",
+                                                   flag: "--redis-connect-timeout-ms", in: 1...60_000, default: 500)
+        redisTimeoutMS = try source.integer(options.redisTimeoutMS, env: "REDIS_TIMEOUT_MS",
+                                            flag: "--redis-timeout-ms", in: 1...60_000, default: 1000)
+
+        counterKey = source.string(options.counterKey, env: "COUNTER_KEY", flag: "--counter-key") ?? "api_counter"
+        if counterKey.isEmpty || counterKey.utf8.count > 512 {
+            throw ConfigError(setting: source.last, value: counterKey, reason: "must be 1 to 512 bytes")
+        }
+
+        if let text = source.string(options.listen, env: "FCGI_LISTEN", flag: "--listen") {
+            do {
+                listen = try ListenAddress(parsing: text)
+            } catch {
+                throw ConfigError(setting: source.last, value: text, reason: error.text)
+            }
+        } else {
+            listen = .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
+        }
+        threads = try source.integer(options.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
+        backlog = try source.integer(options.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
+        shutdownTimeoutMS = try source.integer(options.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
+                                               flag: "--shutdown-timeout-ms", in: 0...600_000, default: 10_000)
+
+        if let flag = options.debug {
+            debug = flag
+        } else if let text = environment["DEBUG"] {
+            guard let value = Config.parseBool(text) else {
+                throw ConfigError(setting: "DEBUG", value: text, reason: "must be true or false (also 1/0, yes/no, on/off)")
+            }
+            debug = value
+        } else {
+            debug = false
+        }
+    }
+
+    /// Where the default socket goes: systemd's `RUNTIME_DIRECTORY`, else `XDG_RUNTIME_DIR`, else /tmp.
+    static func runtimeDirectory(_ environment: [String: String]) -> String {
+        if let dir = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !dir.isEmpty { return String(dir) }
+        if let dir = environment["XDG_RUNTIME_DIR"], !dir.isEmpty { return dir }
+        return "/tmp"
+    }
+
+    static func parseBool(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": true
+        case "0", "false", "no", "off", "": false
+        default: nil
+        }
+    }
+
+    /// A decimal integer within `range`; the reason names the range.
+    static func parseInteger(_ text: String, in range: ClosedRange<Int>, what: String = "value") throws(ConfigError.Reason) -> Int {
+        let digits = text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+        guard digits, let value = Int(text), range.contains(value) else {
+            throw .init("\(what) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// The effective settings for the start-up log line; the password is never included.
+    public var logSummary: [String: String] {
+        [
+            "redis": redis.description,
+            "redis.db": String(redisDB),
+            "redis.username": redisUsername ?? "",
+            "redis.password": redisPassword == nil ? "unset" : "set",
+            "redis.connect_timeout_ms": String(redisConnectTimeoutMS),
+            "redis.timeout_ms": String(redisTimeoutMS),
+            "counter_key": counterKey,
+            "listen": listen.description,
+            "threads": String(threads),
+            "backlog": String(backlog),
+            "shutdown_timeout_ms": String(shutdownTimeoutMS),
+            "debug": String(debug),
+        ]
+    }
+}
+
+/// Picks flag over variable and remembers which one a value came from, for the error line.
+private struct Source {
+    let environment: [String: String]
+    private(set) var last = ""
+
+    init(environment: [String: String]) { self.environment = environment }
+
+    mutating func string(_ flagValue: String?, env: String, flag: String) -> String? {
+        if let flagValue { last = flag; return flagValue }
+        last = env
+        // An empty variable counts as unset: compose files and manifests often carry `NAME=`.
+        guard let value = environment[env], !value.isEmpty else { return nil }
+        return value
+    }
+
+    mutating func integer(_ flagValue: String?, env: String, flag: String, in range: ClosedRange<Int>, default fallback: Int) throws(ConfigError) -> Int {
+        guard let text = string(flagValue, env: env, flag: flag) else { return fallback }
+        do {
+            return try Config.parseInteger(text, in: range)
+        } catch {
+            throw ConfigError(setting: last, value: text, reason: error.text)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+/// Builds one flat JSON object straight into bytes.
+///
+/// The API's bodies are small flat objects with constant keys, so a tiny writer beats a general
+/// encoder: no reflection, no intermediate `String`s for numbers, one buffer per body. Keys are
+/// `StaticString`s written by us and never need escaping; string values are escaped (RFC 8259).
+struct JSONObject {
+    private(set) var bytes: [UInt8]
+    private var empty = true
+
+    init(capacity: Int = 128) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    mutating func add(_ key: StaticString, _ value: String) {
+        appendKey(key)
+        appendQuoted(value)
+    }
+
+    mutating func add(_ key: StaticString, _ value: Int64) {
+        appendKey(key)
+        JSONObject.appendDecimal(value, to: &bytes)
+    }
+
+    mutating func add(_ key: StaticString, _ value: Int) {
+        add(key, Int64(value))
+    }
+
+    /// Seconds with six decimals, e.g. `1764417600.000123`.
+    mutating func add(_ key: StaticString, _ value: Timestamp) {
+        appendKey(key)
+        JSONObject.appendDecimal(value.seconds, to: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        var fraction = Int(value.microseconds)
+        var divisor = 100_000
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(fraction / divisor))
+            fraction %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// Closes the object and returns its bytes.
+    consuming func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    private mutating func appendKey(_ key: StaticString) {
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+        bytes.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// A key that is not a compile-time constant (log metadata), so it is escaped.
+    mutating func appendRawKey(_ key: String) {
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+        appendQuoted(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func appendQuoted(_ value: String) {
+        bytes.append(UInt8(ascii: "\""))
+        JSONObject.appendEscaped(value, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends `value` in decimal without going through `String` (this runs on every response).
+    static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        // Work with the magnitude so Int64.min does not overflow on negation.
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            for index in stride(from: count - 1, through: 0, by: -1) {
+                bytes.append(buffer[index])
+            }
+        }
+    }
+
+    /// Appends `string` escaped for a JSON string literal.
+    static func appendEscaped(_ string: String, to bytes: inout [UInt8]) {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case UInt8(ascii: "\t"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0xF)])
+            default:
+                bytes.append(byte)
+            }
+        }
+    }
+}

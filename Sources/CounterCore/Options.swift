@@ -1,0 +1,47 @@
+import ArgumentParser
+
+/// The command-line flags. Each mirrors an environment variable and wins over it; both fall back
+/// to the defaults in ``Config``. Values stay strings here so flag and variable share one parser
+/// and one error message (``Config/init(options:environment:)``).
+public struct Options: ParsableArguments, Sendable {
+    @Option(name: .customLong("redis-host"), help: "Redis host, or a unix socket path starting with / (REDIS_HOST; default localhost).")
+    public var redisHost: String?
+
+    @Option(name: .customLong("redis-port"), help: "Redis TCP port (REDIS_PORT; default 6379).")
+    public var redisPort: String?
+
+    @Option(name: .customLong("redis-db"), help: "Redis database number (REDIS_DB; default 0).")
+    public var redisDB: String?
+
+    @Option(name: .customLong("redis-username"), help: "Redis ACL user for AUTH (REDIS_USERNAME; needs a password).")
+    public var redisUsername: String?
+
+    @Option(name: .customLong("redis-password"), help: "Redis password for AUTH (REDIS_PASSWORD). Prefer the variable: flags show in ps.")
+    public var redisPassword: String?
+
+    @Option(name: .customLong("redis-connect-timeout-ms"), help: "Bound on each Redis connect, in ms (REDIS_CONNECT_TIMEOUT_MS; default 500).")
+    public var redisConnectTimeoutMS: String?
+
+    @Option(name: .customLong("redis-timeout-ms"), help: "Bound on each Redis command, in ms (REDIS_TIMEOUT_MS; default 1000).")
+    public var redisTimeoutMS: String?
+
+    @Option(name: .customLong("counter-key"), help: "The Redis key that holds the counter (COUNTER_KEY; default api_counter).")
+    public var counterKey: String?
+
+    @Option(name: .customLong("listen"), help: "unix:/path or tcp:host:port (FCGI_LISTEN; default unix:<runtime dir>/counter-fcgi.sock).")
+    public var listen: String?
+
+    @Option(name: .customLong("threads"), help: "FastCGI worker threads, each with one Redis connection (FCGI_THREADS; default 16).")
+    public var threads: String?
+
+    @Option(name: .customLong("backlog"), help: "Listen backlog of the FastCGI socket (FCGI_BACKLOG; default 1024).")
+    public var backlog: String?
+
+    @Option(name: .customLong("shutdown-timeout-ms"), help: "How long requests in hand may finish after SIGTERM, in ms (SHUTDOWN_TIMEOUT_MS; default 10000).")
+    public var shutdownTimeoutMS: String?
+
+    @Flag(name: .customLong("debug"), inversion: .prefixedNo, help: "Debug logging, one line per request (DEBUG; default false).")
+    public var debug: Bool?
+
+    public init() {}
+}

@@ -1,0 +1,82 @@
+/// An HTTP status the API can answer with. Only ``APIError`` and ``Router`` pick one.
+public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
+    /// The numeric code, e.g. 503.
+    public let code: Int
+    /// The reason phrase, also used as the problem `title` (RFC 9457 with `about:blank`).
+    public let reason: String
+
+    public var description: String { "\(code) \(reason)" }
+
+    public static let ok = HTTPStatus(code: 200, reason: "OK")
+    public static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
+    public static let notFound = HTTPStatus(code: 404, reason: "Not Found")
+    public static let methodNotAllowed = HTTPStatus(code: 405, reason: "Method Not Allowed")
+    public static let conflict = HTTPStatus(code: 409, reason: "Conflict")
+    public static let contentTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
+    public static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
+    public static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
+}
+
+/// A complete response: status, the headers that vary, and the body.
+public struct Response: Sendable, Equatable {
+    /// The media types the API answers with.
+    public enum ContentType: String, Sendable {
+        case json = "application/json"
+        case problemJSON = "application/problem+json"
+    }
+
+    public var status: HTTPStatus
+    public var contentType: ContentType
+    /// Headers beyond Status, Content-Type, Content-Length and Cache-Control (e.g. `Allow`).
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: HTTPStatus, contentType: ContentType, headers: [(name: String, value: String)] = [], body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The value of the first header called `name` (case-insensitive), if any.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    /// The body as text (tests and logs).
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+
+    /// Writes the response in CGI form (what a FastCGI responder sends on stdout) into `buffer`,
+    /// which is cleared first but keeps its capacity, so a worker reuses one buffer for every
+    /// request. `includeBody` is false for HEAD: the headers still announce the body's length.
+    public func serialize(into buffer: inout [UInt8], includeBody: Bool = true) {
+        buffer.removeAll(keepingCapacity: true)
+        append("Status: ", to: &buffer)
+        JSONObject.appendDecimal(Int64(status.code), to: &buffer)
+        buffer.append(UInt8(ascii: " "))
+        append(status.reason, to: &buffer)
+        append("\r\nContent-Type: ", to: &buffer)
+        append(contentType.rawValue, to: &buffer)
+        append("\r\nContent-Length: ", to: &buffer)
+        JSONObject.appendDecimal(Int64(body.count), to: &buffer)
+        // Counter values change with every write: no cache on the way may keep one.
+        append("\r\nCache-Control: no-store\r\n", to: &buffer)
+        for header in headers {
+            append(header.name, to: &buffer)
+            append(": ", to: &buffer)
+            append(header.value, to: &buffer)
+            append("\r\n", to: &buffer)
+        }
+        append("\r\n", to: &buffer)
+        if includeBody { buffer.append(contentsOf: body) }
+    }
+
+    public static func == (lhs: Response, rhs: Response) -> Bool {
+        lhs.status == rhs.status && lhs.contentType == rhs.contentType && lhs.body == rhs.body
+            && lhs.headers.map { "\($0.name): \($0.value)" } == rhs.headers.map { "\($0.name): \($0.value)" }
+    }
+}
+
+private func append(_ text: String, to buffer: inout [UInt8]) {
+    buffer.append(contentsOf: text.utf8)
+}

@@ -1,0 +1,133 @@
+/// What the router needs of a request: copied out of the FastCGI params by the server.
+public struct RequestHead: Sendable, Equatable {
+    /// `REQUEST_METHOD`, as sent.
+    public var method: String
+    /// The path without query string (nginx's `DOCUMENT_URI`, already normalised by nginx).
+    public var path: String
+    /// `CONTENT_LENGTH` as sent; `nil` or empty when there is no body.
+    public var contentLength: String?
+
+    public init(method: String, path: String, contentLength: String? = nil) {
+        self.method = method
+        self.path = path
+        self.contentLength = contentLength
+    }
+}
+
+/// The API's endpoints and the methods each one takes.
+public enum Route: String, CaseIterable, Sendable {
+    case health = "/health"
+    case livez = "/livez"
+    case read = "/read"
+    case write = "/write"
+    case reset = "/reset"
+
+    /// The methods this route answers, in the order the `Allow` header lists them.
+    public var methods: [String] {
+        switch self {
+        case .health, .livez, .read: ["GET", "HEAD"]
+        case .write, .reset: ["POST"]
+        }
+    }
+}
+
+/// Dispatches a request to a counter operation and builds the response.
+///
+/// Pure: no I/O of its own beyond the ``CounterStore`` it is handed, so the whole method x path x
+/// status matrix is tested without FastCGI, nginx or Redis.
+public struct Router: Sendable {
+    /// The largest request body accepted (and ignored): the API takes none, but some clients send
+    /// `{}` or an empty form with a POST.
+    public let maxBodyBytes: Int
+    private let clock: @Sendable () -> Timestamp
+
+    /// A router that stamps bodies with `clock` (tests pass a fixed one).
+    public init(maxBodyBytes: Int = 1024, clock: @escaping @Sendable () -> Timestamp = Timestamp.now) {
+        self.maxBodyBytes = maxBodyBytes
+        self.clock = clock
+    }
+
+    /// The response to `request`, never throwing: every failure becomes a problem response.
+    public func respond(to request: RequestHead, store: some CounterStore) -> Response {
+        do {
+            return try dispatch(request, store: store)
+        } catch {
+            return error.response
+        }
+    }
+
+    private func dispatch(_ request: RequestHead, store: some CounterStore) throws(APIError) -> Response {
+        guard let route = Route(rawValue: request.path) else { throw .notFound }
+        guard route.methods.contains(request.method) else {
+            throw .methodNotAllowed(path: route.rawValue, allowed: route.methods)
+        }
+        try checkBody(request.contentLength)
+        do {
+            switch route {
+            case .livez:
+                var body = JSONObject(capacity: 24)
+                body.add("status", "alive")
+                return ok(body)
+            case .health:
+                return health(store)
+            case .read:
+                let value = try store.read()
+                var body = JSONObject(capacity: 48)
+                body.add("value", value)
+                body.add("timestamp", clock())
+                return ok(body)
+            case .write:
+                let value = try store.increment()
+                var body = JSONObject(capacity: 72)
+                body.add("value", value)
+                body.add("operation", "increment")
+                body.add("timestamp", clock())
+                return ok(body)
+            case .reset:
+                try store.reset()
+                var body = JSONObject(capacity: 64)
+                body.add("value", Int64(0))
+                body.add("operation", "reset")
+                body.add("timestamp", clock())
+                return ok(body)
+            }
+        } catch {
+            throw .counter(error)
+        }
+    }
+
+    /// Readiness. Its 503 keeps the seed's health document (not a problem body): probes and
+    /// dashboards read `status` as a string, which problem+json would turn into a number.
+    private func health(_ store: some CounterStore) -> Response {
+        var body = JSONObject(capacity: 96)
+        do {
+            try store.ping()
+            body.add("status", "healthy")
+            body.add("redis", "connected")
+            body.add("timestamp", clock())
+            return ok(body)
+        } catch {
+            body.add("status", "unhealthy")
+            body.add("redis", "disconnected")
+            body.add("error", "Redis unavailable")
+            body.add("timestamp", clock())
+            return Response(status: .serviceUnavailable, contentType: .json,
+                            headers: [("Retry-After", "1")], body: body.finish())
+        }
+    }
+
+    private func checkBody(_ contentLength: String?) throws(APIError) {
+        guard let contentLength, !contentLength.isEmpty else { return }
+        // Digits only: Int("+5") and Int("-0") would pass, and nginx never sends those.
+        guard contentLength.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+            throw .badRequest(detail: "Invalid Content-Length")
+        }
+        guard let length = Int(contentLength), length <= maxBodyBytes else {
+            throw .contentTooLarge(limit: maxBodyBytes)
+        }
+    }
+
+    private func ok(_ body: consuming JSONObject) -> Response {
+        Response(status: .ok, contentType: .json, body: body.finish())
+    }
+}
