@@ -1,0 +1,183 @@
+private import CHiredis
+import CounterCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A reply from Redis, copied out of hiredis's `redisReply` before it is freed.
+enum RedisReply: Equatable {
+    case string([UInt8])
+    case integer(Int64)
+    case status(String)
+    case error(String)
+    case null
+    case array([RedisReply])
+}
+
+/// Why talking to Redis failed. Any of these means the connection can no longer be trusted.
+enum RedisError: Error, Equatable {
+    /// Could not connect (refused, unreachable, timed out, name not resolved).
+    case connect(String)
+    /// AUTH or SELECT was refused: a configuration problem, logged at error level.
+    case handshake(String)
+    /// Reading or writing a command failed, or timed out.
+    case io(String)
+}
+
+/// A Redis command with its arguments laid out once as C strings, so running it on the hot path
+/// costs no formatting and no allocation of ours (hiredis still builds its own output buffer).
+final class RedisCommand {
+    private let arguments: [UnsafeMutablePointer<CChar>]
+    private let lengths: [Int]
+
+    /// The command name and arguments, binary safe (no NUL terminator is relied upon).
+    init(_ words: [String]) {
+        var arguments: [UnsafeMutablePointer<CChar>] = []
+        var lengths: [Int] = []
+        for word in words {
+            let bytes = Array(word.utf8)
+            let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            bytes.withUnsafeBufferPointer { source in
+                source.withMemoryRebound(to: CChar.self) { storage.initialize(from: $0.baseAddress!, count: bytes.count) }
+            }
+            storage[bytes.count] = 0
+            arguments.append(storage)
+            lengths.append(bytes.count)
+        }
+        self.arguments = arguments
+        self.lengths = lengths
+    }
+
+    deinit {
+        for argument in arguments { argument.deallocate() }
+    }
+
+    fileprivate func withArgv<R>(_ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R) -> R {
+        var argv: [UnsafePointer<CChar>?] = arguments.map { UnsafePointer($0) }
+        return argv.withUnsafeMutableBufferPointer { argvBuffer in
+            lengths.withUnsafeBufferPointer { lengthBuffer in
+                body(Int32(arguments.count), argvBuffer.baseAddress!, lengthBuffer.baseAddress!)
+            }
+        }
+    }
+}
+
+/// The one owner of a hiredis `redisContext`: connects (with both timeouts set), runs commands,
+/// and frees the context in `deinit`. Used by one worker thread only; after any error the owner
+/// drops it and makes a new one, since hiredis leaves a failed context unusable.
+final class RedisConnection {
+    private let context: UnsafeMutablePointer<redisContext>
+
+    private init(context: UnsafeMutablePointer<redisContext>) {
+        self.context = context
+    }
+
+    deinit {
+        redisFree(context)
+    }
+
+    /// Connects, sets the command timeout (hiredis 0.14 applies the connect timeout only to
+    /// connect, and does not re-apply a command timeout on reconnect, so each new context gets
+    /// it here), then authenticates and selects the database.
+    static func connect(to config: Config) throws(RedisError) -> RedisConnection {
+        let connectTimeout = timeval(milliseconds: config.redisConnectTimeoutMS)
+        let raw: UnsafeMutablePointer<redisContext>?
+        switch config.redis {
+        case .tcp(let host, let port):
+            raw = redisConnectWithTimeout(host, Int32(port), connectTimeout)
+        case .unix(let path):
+            raw = redisConnectUnixWithTimeout(path, connectTimeout)
+        }
+        guard let raw else { throw .connect("out of memory") }
+        if raw.pointee.err != 0 {
+            let reason = RedisConnection.errorText(raw)
+            redisFree(raw)
+            throw .connect(reason)
+        }
+        let connection = RedisConnection(context: raw)
+        guard redisSetTimeout(raw, timeval(milliseconds: config.redisTimeoutMS)) == REDIS_OK else {
+            throw .connect("cannot set the command timeout: \(RedisConnection.errorText(raw))")
+        }
+        if case .tcp = config.redis {
+            // Detects a vanished peer (node lost without a FIN) on idle connections.
+            _ = redisEnableKeepAlive(raw)
+        }
+        if let password = config.redisPassword {
+            let words = config.redisUsername.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+            if case .error(let message) = try connection.run(RedisCommand(words)) {
+                // Redis's own text (WRONGPASS, NOAUTH...) names the problem and holds no secret.
+                throw .handshake("AUTH refused: \(message)")
+            }
+        }
+        if config.redisDB != 0 {
+            if case .error(let message) = try connection.run(RedisCommand(["SELECT", String(config.redisDB)])) {
+                throw .handshake("SELECT \(config.redisDB) refused: \(message)")
+            }
+        }
+        return connection
+    }
+
+    /// Sends `command` and waits for its reply, bounded by the command timeout.
+    func run(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        let raw = command.withArgv { argc, argv, lengths in
+            redisCommandArgv(context, argc, argv, lengths)
+        }
+        guard let raw else { throw .io(RedisConnection.errorText(context)) }
+        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        defer { freeReplyObject(raw) }
+        return RedisConnection.convert(reply)
+    }
+
+    /// True when the server has closed this connection (or sent something unasked) while it sat
+    /// idle, e.g. after a Redis restart. Checked before each command so that a stale connection
+    /// is replaced before a write is sent on it, rather than failing a request that Redis never saw.
+    var isStale: Bool {
+        var entry = pollfd(fd: context.pointee.fd, events: Int16(POLLIN) | Int16(truncatingIfNeeded: 0x2000 /* POLLRDHUP */), revents: 0)
+        let ready = poll(&entry, 1, 0)
+        return ready != 0
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(value.integer))
+        case REDIS_REPLY_STRING:
+            return .string(bytes(value.str, value.len))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: bytes(value.str, value.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: bytes(value.str, value.len), as: UTF8.self))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            for index in 0..<Int(value.elements) {
+                if let element = value.element[index] { elements.append(convert(element)) }
+            }
+            return .array(elements)
+        default:
+            return .null
+        }
+    }
+
+    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> [UInt8] {
+        guard let pointer, length > 0 else { return [] }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        let text = withUnsafeBytes(of: context.pointee.errstr) { buffer in
+            String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if context.pointee.err == REDIS_ERR_IO, text.isEmpty || text == "Resource temporarily unavailable" {
+            // hiredis reports a socket timeout as EAGAIN's text; say what it means.
+            return "timed out"
+        }
+        return text.isEmpty ? "error \(context.pointee.err)" : text
+    }
+}
+
+private extension timeval {
+    init(milliseconds: Int) {
+        self.init(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+    }
+}
