@@ -22,35 +22,35 @@ public struct Config: Sendable, Equatable {
     public static let defaultThreads = 16
 
     /// Resolves every setting, or names the first invalid one.
-    public init(options: Options = Options(), environment: [String: String]) throws(ConfigError) {
+    public init(options: Options? = nil, environment: [String: String]) throws(ConfigError) {
         var source = Source(environment: environment)
 
-        let host = source.string(options.redisHost, env: "REDIS_HOST", flag: "--redis-host") ?? "localhost"
+        let host = source.string(options?.redisHost, env: "REDIS_HOST", flag: "--redis-host") ?? "localhost"
         if host.hasPrefix("/") {
-            _ = try source.integer(options.redisPort, env: "REDIS_PORT", flag: "--redis-port", in: 1...65535, default: 6379)
+            _ = try source.integer(options?.redisPort, env: "REDIS_PORT", flag: "--redis-port", in: 1...65535, default: 6379)
             redis = .unix(path: host)
         } else {
-            guard !host.isEmpty else { throw ConfigError(setting: "REDIS_HOST", value: host, reason: "must not be empty") }
-            let port = try source.integer(options.redisPort, env: "REDIS_PORT", flag: "--redis-port", in: 1...65535, default: 6379)
+            guard !host.isEmpty else { throw ConfigError(setting: source.last, value: host, reason: "must not be empty") }
+            let port = try source.integer(options?.redisPort, env: "REDIS_PORT", flag: "--redis-port", in: 1...65535, default: 6379)
             redis = .tcp(host: host, port: port)
         }
-        redisDB = try source.integer(options.redisDB, env: "REDIS_DB", flag: "--redis-db", in: 0...Int(Int32.max), default: 0)
-        redisUsername = source.string(options.redisUsername, env: "REDIS_USERNAME", flag: "--redis-username").flatMap { $0.isEmpty ? nil : $0 }
-        redisPassword = source.string(options.redisPassword, env: "REDIS_PASSWORD", flag: "--redis-password").flatMap { $0.isEmpty ? nil : $0 }
+        redisDB = try source.integer(options?.redisDB, env: "REDIS_DB", flag: "--redis-db", in: 0...Int(Int32.max), default: 0)
+        redisUsername = source.string(options?.redisUsername, env: "REDIS_USERNAME", flag: "--redis-username").flatMap { $0.isEmpty ? nil : $0 }
+        redisPassword = source.string(options?.redisPassword, env: "REDIS_PASSWORD", flag: "--redis-password").flatMap { $0.isEmpty ? nil : $0 }
         if redisUsername != nil, redisPassword == nil {
             throw ConfigError(setting: "REDIS_USERNAME", value: redisUsername, reason: "needs REDIS_PASSWORD as well (AUTH user password)")
         }
-        redisConnectTimeoutMS = try source.integer(options.redisConnectTimeoutMS, env: "REDIS_CONNECT_TIMEOUT_MS",
+        redisConnectTimeoutMS = try source.integer(options?.redisConnectTimeoutMS, env: "REDIS_CONNECT_TIMEOUT_MS",
                                                    flag: "--redis-connect-timeout-ms", in: 1...60_000, default: 500)
-        redisTimeoutMS = try source.integer(options.redisTimeoutMS, env: "REDIS_TIMEOUT_MS",
+        redisTimeoutMS = try source.integer(options?.redisTimeoutMS, env: "REDIS_TIMEOUT_MS",
                                             flag: "--redis-timeout-ms", in: 1...60_000, default: 1000)
 
-        counterKey = source.string(options.counterKey, env: "COUNTER_KEY", flag: "--counter-key") ?? "api_counter"
+        counterKey = source.string(options?.counterKey, env: "COUNTER_KEY", flag: "--counter-key") ?? "api_counter"
         if counterKey.isEmpty || counterKey.utf8.count > 512 {
             throw ConfigError(setting: source.last, value: counterKey, reason: "must be 1 to 512 bytes")
         }
 
-        if let text = source.string(options.listen, env: "FCGI_LISTEN", flag: "--listen") {
+        if let text = source.string(options?.listen, env: "FCGI_LISTEN", flag: "--listen") {
             do {
                 listen = try ListenAddress(parsing: text)
             } catch {
@@ -59,12 +59,12 @@ public struct Config: Sendable, Equatable {
         } else {
             listen = .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
         }
-        threads = try source.integer(options.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
-        backlog = try source.integer(options.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
-        shutdownTimeoutMS = try source.integer(options.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
+        threads = try source.integer(options?.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
+        backlog = try source.integer(options?.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
+        shutdownTimeoutMS = try source.integer(options?.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
                                                flag: "--shutdown-timeout-ms", in: 0...600_000, default: 10_000)
 
-        if let flag = options.debug {
+        if let flag = options?.debug ?? nil {
             debug = flag
         } else if let text = environment["DEBUG"] {
             guard let value = Config.parseBool(text) else {

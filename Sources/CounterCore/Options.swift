@@ -43,5 +43,6 @@ public struct Options: ParsableArguments, Sendable {
     @Flag(name: .customLong("debug"), inversion: .prefixedNo, help: "Debug logging, one line per request (DEBUG; default false).")
     public var debug: Bool?
 
+    /// Required by `ParsableArguments`; use `Options.parse(_:)` to get values.
     public init() {}
 }
