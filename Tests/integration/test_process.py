@@ -1,0 +1,134 @@
+"""The process itself: settings, the socket, logs and signals."""
+import json
+import os
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from conftest import BINARY, free_port
+
+
+def run_binary(args=(), env=None, timeout=10):
+    return subprocess.run([str(BINARY)] + list(args), env=env or {}, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("env,args,setting", [
+    ({"REDIS_PORT": "abc"}, [], "REDIS_PORT"),
+    ({"FCGI_THREADS": "0"}, [], "FCGI_THREADS"),
+    ({"FCGI_LISTEN": "/no/scheme.sock"}, [], "FCGI_LISTEN"),
+    ({"DEBUG": "perhaps"}, [], "DEBUG"),
+    ({"REDIS_USERNAME": "u"}, [], "REDIS_USERNAME"),
+    ({}, ["--redis-timeout-ms", "0"], "--redis-timeout-ms"),
+])
+def test_invalid_setting_stops_with_one_clear_line(env, args, setting):
+    out = run_binary(args, env)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"counter-fcgi: invalid {setting}")
+
+
+def test_unknown_flag_is_rejected():
+    out = run_binary(["--no-such-flag"])
+    assert out.returncode != 0
+    assert "no-such-flag" in out.stderr
+
+
+def test_help_documents_every_setting():
+    out = run_binary(["--help"])
+    assert out.returncode == 0
+    for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD", "REDIS_USERNAME", "COUNTER_KEY",
+                 "FCGI_LISTEN", "FCGI_THREADS", "FCGI_BACKLOG", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_TIMEOUT_MS",
+                 "SHUTDOWN_TIMEOUT_MS", "DEBUG"):
+        assert name in out.stdout, name
+
+
+def test_socket_mode_is_0660(responder):
+    mode = stat.S_IMODE(os.stat(responder.socket).st_mode)
+    assert mode == 0o660, oct(mode)
+
+
+def test_stale_socket_is_replaced(tmp, redis, start_responder):
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp / "fcgi.sock"))
+    stale.close()  # the path stays, nobody listens: what a SIGKILLed responder leaves
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port)})
+    assert responder.request("GET", "/read").status == 200
+
+
+def test_live_socket_is_not_stolen(responder, redis):
+    env = dict(responder.env)
+    out = run_binary([], env)
+    assert out.returncode == 1
+    assert "another process is serving" in out.stderr
+    assert responder.request("GET", "/read").status == 200, "the first instance keeps its socket"
+
+
+def test_path_that_is_not_a_socket_is_refused(tmp):
+    (tmp / "fcgi.sock").write_text("precious")
+    out = run_binary([], {"FCGI_LISTEN": f"unix:{tmp / 'fcgi.sock'}"})
+    assert out.returncode == 1
+    assert "is not a socket" in out.stderr
+    assert (tmp / "fcgi.sock").read_text() == "precious"
+
+
+def test_tcp_listen_on_loopback(redis, start_responder):
+    port = free_port()
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                                 "FCGI_LISTEN": f"tcp:127.0.0.1:{port}"})
+    assert responder.request("POST", "/write").json()["value"] == 1
+
+
+def test_flags_override_environment(redis, start_responder, tmp):
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"},
+                                args=["--redis-port", str(redis.port), "--counter-key", "from_flag"])
+    assert responder.request("POST", "/write").json()["value"] == 1
+    assert redis.get("from_flag") == "1"
+
+
+def test_logs_are_json_lines_with_config_and_request_ids(redis, start_responder):
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "DEBUG": "true",
+                                 "REDIS_PASSWORD": ""})
+    responder.request("GET", "/read", params={"REQUEST_ID": "req-7f3a"})
+    responder.request("GET", "/nope", params={"HTTP_X_REQUEST_ID": "req-from-client"})
+    assert responder.terminate() == 0
+    lines = [json.loads(line) for line in responder.log().splitlines()]  # every line is JSON
+    started = next(l for l in lines if l["message"] == "counter-fcgi started")
+    assert started["threads"] == "4" and started["redis"] == f"127.0.0.1:{redis.port}"
+    assert started["redis.password"] == "unset"
+    requests = [l for l in lines if l["message"] == "request" and l["http.path"] != "/livez"]
+    assert {"request.id": "req-7f3a", "http.status": "200"}.items() <= requests[0].items()
+    assert requests[1]["request.id"] == "req-from-client" and requests[1]["http.status"] == "404"
+    assert lines[-1]["message"] == "counter-fcgi stopped"
+
+
+def test_no_request_lines_at_info(responder):
+    responder.request("GET", "/read")
+    responder.terminate()
+    assert not [l for l in responder.log_lines() if l["message"] == "request"]
+
+
+def test_password_never_logged(tmp, start_responder):
+    from conftest import Redis
+    redis = Redis(tmp, extra=["--requirepass", "Zq9-secret-pw"])
+    redis.password = "Zq9-secret-pw"
+    redis.start()
+    try:
+        responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                                     "REDIS_PASSWORD": "Zq9-secret-pw", "DEBUG": "1"})
+        responder.request("POST", "/write")
+        redis.kill()
+        responder.request("POST", "/write")
+        responder.terminate()
+        assert "Zq9-secret-pw" not in responder.log()
+        assert "redis disconnected" in responder.log() or "redis connect failed" in responder.log()
+    finally:
+        redis.stop()
+
+
+def test_sigint_stops_cleanly(responder):
+    responder.proc.send_signal(2)
+    assert responder.proc.wait(timeout=10) == 0
+    assert not responder.socket.exists()

@@ -1,0 +1,170 @@
+"""Redis down, slow, restarted, protected, or holding a bad value: clear answers, no hang, no loss."""
+import signal
+import subprocess
+import threading
+import time
+
+from conftest import Redis, wait_for
+from test_api import assert_problem
+
+
+def test_redis_killed_then_back_same_process(responder, redis):
+    assert responder.request("POST", "/write").json()["value"] == 1
+    pid = responder.proc.pid
+    redis.kill()
+
+    started = time.monotonic()
+    reply = responder.request("POST", "/write")
+    elapsed = time.monotonic() - started
+    assert_problem(reply, 503)
+    assert reply.headers["retry-after"] == "1"
+    assert elapsed < 5, "a request must not hang while Redis is down"
+    for path in ("/read", "/health"):
+        method = "GET"
+        got = responder.request(method, path)
+        assert got.status == 503 and got.headers["retry-after"] == "1"
+    assert responder.request("GET", "/health").json()["status"] == "unhealthy"
+    assert responder.request("GET", "/livez").status == 200, "liveness never depends on Redis"
+
+    redis.start()  # same port, same AOF
+    back = time.monotonic()
+    wait_for(lambda: responder.request("POST", "/write").status == 200, timeout=1.0,
+             what="service to recover within a second of Redis answering")
+    recovered = time.monotonic() - back
+    # Every worker is back too: a run of requests all succeed.
+    time.sleep(0.6)
+    statuses = [responder.request("GET", "/read").status for _ in range(12)]
+    assert statuses == [200] * 12
+    assert responder.proc.pid == pid and responder.proc.poll() is None
+    assert int(redis.get()) >= 2, "the write before the outage survived via AOF"
+    print(f"recovered {recovered:.3f}s after Redis answered")
+
+
+def test_starts_while_redis_is_down(tmp, start_responder):
+    redis = Redis(tmp)  # not started yet: its port is closed
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port)})
+    assert responder.request("GET", "/livez").status == 200
+    health = responder.request("GET", "/health")
+    assert health.status == 503 and health.json()["redis"] == "disconnected"
+    assert_problem(responder.request("GET", "/read"), 503)
+    redis.start()
+    try:
+        wait_for(lambda: responder.request("GET", "/health").status == 200, timeout=2, what="health to turn 200")
+        assert responder.request("POST", "/write").status == 200
+    finally:
+        redis.stop()
+    assert any(l["message"] == "redis connect failed" for l in responder.log_lines())
+
+
+def test_paused_redis_times_out_with_503(responder, redis):
+    assert responder.request("GET", "/read").status == 200
+    redis.pause()
+    try:
+        started = time.monotonic()
+        reply = responder.request("GET", "/read")
+        elapsed = time.monotonic() - started
+        assert_problem(reply, 503)
+        # REDIS_TIMEOUT_MS=500 for the first try, then a fresh connect (300 ms) for the retry.
+        assert elapsed < 3, f"took {elapsed:.2f}s"
+        assert responder.request("GET", "/livez").status == 200
+    finally:
+        redis.resume()
+    wait_for(lambda: responder.request("GET", "/read").status == 200, timeout=2, what="recovery after pause")
+
+
+def test_non_integer_value_is_500_and_left_alone(responder, redis):
+    redis.cli("SET", "api_counter", "hello")
+    for method, path in (("GET", "/read"), ("POST", "/write")):
+        body = assert_problem(responder.request(method, path), 500)
+        assert "not a 64-bit integer" in body["detail"]
+    assert redis.get() == "hello"
+    # An explicit reset is the way out.
+    assert responder.request("POST", "/reset").status == 200
+    assert redis.get() == "0"
+
+
+def test_wrong_type_is_500_and_left_alone(responder, redis):
+    redis.cli("RPUSH", "api_counter", "a")
+    assert_problem(responder.request("GET", "/read"), 500)
+    assert_problem(responder.request("POST", "/write"), 500)
+    assert redis.cli("TYPE", "api_counter").stdout.strip() == "list"
+
+
+def test_overflow_is_a_clear_409(responder, redis):
+    redis.cli("SET", "api_counter", str(2**63 - 1))
+    body = assert_problem(responder.request("POST", "/write"), 409)
+    assert "maximum" in body["detail"]
+    assert redis.get() == str(2**63 - 1)
+    assert responder.request("GET", "/read").json()["value"] == 2**63 - 1
+
+
+def test_password(tmp, start_responder):
+    redis = Redis(tmp, extra=["--requirepass", "pw-Secret-1"])
+    redis.password = "pw-Secret-1"
+    redis.start()
+    try:
+        good = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                                "REDIS_PASSWORD": "pw-Secret-1"})
+        assert good.request("POST", "/write").json()["value"] == 1
+        good.stop()
+        (tmp / "fcgi.sock").unlink(missing_ok=True)
+        bad = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                               "REDIS_PASSWORD": "wrong-Secret-2"})
+        assert_problem(bad.request("POST", "/write"), 503)
+        missing = bad.log()
+        assert "AUTH refused" in missing
+        assert "wrong-Secret-2" not in missing and "pw-Secret-1" not in missing
+        assert redis.get() == "1"
+    finally:
+        redis.stop()
+
+
+def test_acl_user_with_only_the_commands_it_needs(tmp, start_responder):
+    redis = Redis(tmp, extra=["--requirepass", "admin-pw"])
+    redis.password = "admin-pw"
+    redis.start()
+    try:
+        redis.cli("ACL", "SETUSER", "counter", "on", ">counter-pw", "~api_counter",
+                  "+get", "+incr", "+set", "+ping", "+select")
+        responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                                     "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw"})
+        assert responder.request("POST", "/write").json()["value"] == 1
+        assert responder.request("GET", "/read").json()["value"] == 1
+        assert responder.request("GET", "/health").status == 200
+        assert responder.request("POST", "/reset").status == 200
+        assert redis.get() == "0"
+        # The same user on a key it may not touch: a permission error is a clear 503, not a crash.
+        responder.stop()
+        (tmp / "fcgi.sock").unlink(missing_ok=True)
+        other = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                                 "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw",
+                                 "COUNTER_KEY": "someone_else"})
+        assert_problem(other.request("POST", "/write"), 503)
+    finally:
+        redis.stop()
+
+
+def test_sigterm_during_a_request_still_answers_it(redis, start_responder):
+    # A command timeout well above the pause, so the request waits instead of failing.
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "REDIS_TIMEOUT_MS": "5000"})
+    assert responder.request("GET", "/read").status == 200
+    redis.pause()
+    result = {}
+
+    def slow_request():
+        result["reply"] = responder.request("POST", "/write")
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    time.sleep(0.2)  # the request is now waiting on the paused Redis
+    responder.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    redis.resume()
+    client.join(timeout=10)
+    assert result["reply"].status == 200, result["reply"]
+    assert result["reply"].json()["value"] == 1
+    assert responder.proc.wait(timeout=10) == 0
+    assert not (responder.socket).exists(), "the socket is removed on shutdown"
+    messages = [l["message"] for l in responder.log_lines()]
+    assert "shutting down" in messages and messages[-1] == "counter-fcgi stopped"
+    assert redis.get() == "1"
