@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing counter-fcgi need on a fresh Debian 12 machine, and
+# nothing that is already there. Safe to run again. Needs root (or sudo) for apt-get.
+#
+#   scripts/setup.sh          build + run + test dependencies
+set -euo pipefail
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# Libraries (headers + pkg-config files), servers and clients the build and the tests use.
+for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip; do
+  pkg_ok "$pkg" || need_apt+=("$pkg")
+done
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${need_apt[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The packaged services must not hold the ports our own instances use.
+  for svc in redis-server nginx; do
+    if have systemctl; then $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+    if have service; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
+fi
+
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "setup: installing pytest" >&2
+  python3 -m pip install -q pytest 2>/dev/null || python3 -m pip install -q --break-system-packages pytest
+fi
+
+if ! have swift; then
+  for dir in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+    [ -x "$dir/swift" ] && { echo "setup: add $dir to PATH" >&2; break; }
+  done
+  echo "setup: no Swift toolchain on PATH (Swift 6 is needed: https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi
