@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs the service locally on 127.0.0.1 until Ctrl-C / SIGTERM:
+# Runs the whole service locally on 127.0.0.1 until Ctrl-C / SIGTERM:
 #   Redis (the one at REDIS_HOST:REDIS_PORT if it answers, else our own with AOF under .run/),
-#   counter-fcgi on a unix socket under .run/.
-# Everything it starts is stopped by PID on exit; the counter survives (AOF in .run/redis/).
+#   counter-fcgi on a unix socket under .run/, and nginx on 127.0.0.1:$PORT (default 8080).
+# Honours PORT, API_KEY, API_KEYS_FILE, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD (and every other
+# counter-fcgi and nginx/render.sh setting). Without API_KEY/API_KEYS_FILE it makes a development
+# key (kept in .run/dev-api-key) and prints curl lines. Everything it starts is stopped by PID on
+# exit; the counter survives (AOF in .run/redis/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -54,9 +57,35 @@ sock="${FCGI_LISTEN#unix:}"
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || { echo "run: counter-fcgi did not start" >&2; exit 1; }
 
+# --- nginx ---------------------------------------------------------------------------------------
+export PORT="${PORT:-8080}"
+if [ -z "${API_KEY:-}" ] && [ -z "${API_KEYS_FILE:-}" ]; then
+  if [ ! -s "$state/dev-api-key" ]; then
+    (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$state/dev-api-key")
+  fi
+  API_KEY="$(cat "$state/dev-api-key")"
+  export API_KEY API_KEY_NAME=dev
+  dev_key=1
+fi
+export ACCESS_LOG="${ACCESS_LOG:-$state/nginx/access.log}"
+nginx/render.sh "$state/nginx"
+nginx -q -t -c "$state/nginx/nginx.conf" -p "$state/nginx"
+nginx -c "$state/nginx/nginx.conf" -p "$state/nginx" -g 'daemon off;' &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null && break; sleep 0.05; done
+curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null || { echo "run: nginx did not start" >&2; exit 1; }
+
+key_hint='$API_KEY'
+[ -n "${dev_key:-}" ] && key_hint="$API_KEY"
 cat >&2 <<MSG
-run: counter-fcgi serves FastCGI on $FCGI_LISTEN
-     try: env -i REQUEST_METHOD=POST DOCUMENT_URI=/write cgi-fcgi -bind -connect $sock
+
+run: the counter API is on http://127.0.0.1:$PORT (nginx -> counter-fcgi -> Redis)
+$([ -n "${dev_key:-}" ] && echo "     development API key (admin scope): $API_KEY")
+     curl http://127.0.0.1:$PORT/health
+     curl http://127.0.0.1:$PORT/read -H "X-API-Key: $key_hint"
+     curl -X POST http://127.0.0.1:$PORT/write -H "X-API-Key: $key_hint"
+     curl -X POST http://127.0.0.1:$PORT/reset -H "X-API-Key: $key_hint"
+     access log: $ACCESS_LOG; keys changed? scripts/reload-keys.sh
      Ctrl-C stops everything started here.
 MSG
 wait -n "${pids[@]}"

@@ -28,10 +28,19 @@ final class FastCGIRequest {
         request.deallocate()
     }
 
-    /// Blocks until a web server sends a request; finishes the previous one first. Returns false
-    /// when accepting failed, which is how a shutdown (the listening socket shut down) shows.
+    /// Blocks until a web server sends a request; finishes the previous one first. A negative
+    /// result means accepting failed, which is also how a shutdown (socket shut down) shows.
     func accept() -> Int32 {
-        FCGX_Accept_r(request)
+        let status = FCGX_Accept_r(request)
+        if status >= 0 {
+            // Never keep a connection, even when the web server asks (FCGI_KEEP_CONN): libfcgi
+            // would then block this thread reading that one connection instead of accepting, and
+            // requests queued on the socket stall for seconds (measured; DESIGN.md). Closing after
+            // each response makes a keep-conn setting in nginx harmless. libfcgi reads this field
+            // in FCGX_Finish_r; it has no API for it.
+            request.pointee.keepConnection = 0
+        }
+        return status
     }
 
     /// Sends the previous response and closes the connection (we never keep connections: see

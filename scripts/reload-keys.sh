@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Applies changed API keys (API_KEY / API_KEYS_FILE) to the nginx of `make run` without a restart:
+# re-renders .run/nginx/keys.conf, checks the config, and reloads nginx (graceful: requests in
+# flight finish on the old workers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state="$PWD/.run/nginx"
+[ -s "$state/state/nginx.pid" ] || { echo "reload-keys: no nginx from make run is running" >&2; exit 1; }
+if [ -z "${API_KEY:-}" ] && [ -z "${API_KEYS_FILE:-}" ] && [ -s .run/dev-api-key ]; then
+  API_KEY="$(cat .run/dev-api-key)"; export API_KEY API_KEY_NAME=dev
+fi
+nginx/render.sh "$state" --keys-only
+nginx -q -t -c "$state/nginx.conf" -p "$state"
+kill -HUP "$(cat "$state/state/nginx.pid")"
+echo "reload-keys: nginx reloaded" >&2
