@@ -88,4 +88,12 @@ $([ -n "${dev_key:-}" ] && echo "     development API key (admin scope): $API_KE
      access log: $ACCESS_LOG; keys changed? scripts/reload-keys.sh
      Ctrl-C stops everything started here.
 MSG
-wait -n "${pids[@]}"
+# Stop everything when any part dies, or when whoever started us (make) is gone: a SIGTERM to
+# `make run` reaches make only, and must still stop the stack.
+parent=$PPID
+while sleep 0.5; do
+  kill -0 "$parent" 2>/dev/null || { echo "run: parent process gone" >&2; exit 0; }
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "run: process $pid exited; stopping the rest" >&2; exit 1; }
+  done
+done

@@ -200,3 +200,154 @@ def start_responder(tmp):
 @pytest.fixture
 def responder(redis, start_responder):
     return start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port)})
+
+
+RENDER = ROOT / "nginx" / "render.sh"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+CURL = shutil.which("curl") or "/usr/bin/curl"
+
+# Test keys: distinctive strings so a grep of logs can prove they never appear.
+KEY_ADMIN = "tk-admin-Q7x9v2LmP4sR8wYz"
+KEY_WRITE = "tk-write-H3n6B1cD5fG8jK0m"
+KEY_READ = "tk-read-T2u5V8x1Z4a7C0e3"
+
+
+class HTTPReply:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<HTTP {self.status} {self.headers} {self.body!r}>"
+
+
+class Nginx:
+    """nginx rendered from nginx/ by nginx/render.sh into the temp dir, on a random loopback port."""
+
+    def __init__(self, tmp: Path, socket_path: Path, env=None):
+        self.tmp = tmp
+        self.conf_dir = tmp / "nginx"
+        self.port = free_port()
+        self.keys_file = tmp / "keys.txt"
+        self.keys_file.write_text(f"# name-less and named keys\n{KEY_WRITE} write writer\n{KEY_READ} read\n")
+        self.access_log = tmp / "access.log"
+        self.error_log = tmp / "nginx-stderr.log"
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": str(self.port),
+                    "FCGI_LISTEN": f"unix:{socket_path}", "API_KEY": KEY_ADMIN, "API_KEY_NAME": "admin",
+                    "API_KEYS_FILE": str(self.keys_file), "ACCESS_LOG": str(self.access_log),
+                    "RATE_LIMIT_PER_KEY": "10000r/s", "RATE_LIMIT_PER_ADDRESS": "10000r/s",
+                    "RATE_LIMIT_BAD_KEY": "10000r/s", "FASTCGI_TIMEOUT": "3s"}
+        self.env.update(env or {})
+        self.proc = None
+
+    def render(self, *extra):
+        out = subprocess.run(["sh", str(RENDER), str(self.conf_dir), *extra], env=self.env,
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    def check(self):
+        return subprocess.run([NGINX, "-t", "-c", str(self.conf_dir / "nginx.conf"), "-p", str(self.conf_dir)],
+                              capture_output=True, text=True, timeout=30)
+
+    def start(self):
+        self.render()
+        assert self.check().returncode == 0
+        self._err = open(self.error_log, "ab")
+        self.proc = subprocess.Popen([NGINX, "-c", str(self.conf_dir / "nginx.conf"), "-p", str(self.conf_dir),
+                                      "-g", "daemon off;"], stdout=self._err, stderr=self._err)
+        wait_for(lambda: self.curl("GET", "/livez").status in (200, 502), what="nginx to answer")
+        return self
+
+    def reload(self):
+        old = set(self.worker_pids())
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: set(self.worker_pids()).isdisjoint(old) and self.worker_pids(), what="new nginx workers")
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def curl(self, method, path, key=None, headers=(), data=None, host=None, timeout=15):
+        verb = ["-I", "-o", "/dev/null"] if method == "HEAD" else ["-X", method, "-o", "-"]
+        args = [CURL, "-sS", *verb, "-D", str(self.tmp / "headers.txt"),
+                "-w", "\n%{http_code}", "--max-time", str(timeout), f"http://127.0.0.1:{self.port}{path}"]
+        if key is not None:
+            args += ["-H", f"X-API-Key: {key}"]
+        for header in headers:
+            args += ["-H", header]
+        if host:
+            args += ["-H", f"Host: {host}"]
+        if data is not None:
+            args += ["--data-binary", "@-"]
+        out = subprocess.run(args, input=data, capture_output=True, timeout=timeout + 5)
+        if out.returncode != 0:
+            return HTTPReply(None, {}, out.stderr)
+        body, _, code = out.stdout.rpartition(b"\n")
+        lines = (self.tmp / "headers.txt").read_text(errors="replace").splitlines()
+        headers_out = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                headers_out[name.strip().lower()] = value.strip()
+        if method == "HEAD":
+            body = b""
+        return HTTPReply(int(code), headers_out, body)
+
+    def parallel(self, method, path, key, count, parallel=16):
+        """`count` requests with curl --parallel; returns [(status, body)] in completion order."""
+        out_dir = self.tmp / f"parallel-{time.monotonic_ns()}"
+        out_dir.mkdir()
+        sep = "&" if "?" in path else "?"
+        url = f"http://127.0.0.1:{self.port}{path}{sep}n=[1-{count}]"
+        args = [CURL, "-sS", "--parallel", "--parallel-max", str(parallel), "-X", method,
+                "-H", f"X-API-Key: {key}", "-o", str(out_dir / "r#1.json"),
+                "-w", "%{http_code} %{filename_effective}\n", url]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        results = []
+        for line in out.stdout.splitlines():
+            code, _, name = line.partition(" ")
+            results.append((int(code), Path(name).read_text()))
+        return results
+
+    def access_lines(self):
+        if not self.access_log.exists():
+            return []
+        return [json.loads(l) for l in self.access_log.read_text().splitlines() if l.strip()]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def start_stack(tmp, redis, start_responder):
+    """Redis + counter-fcgi + nginx, the way `make run` wires them (settings overridable)."""
+    made = []
+
+    def start(nginx_env=None, responder_env=None):
+        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port)}
+        env.update(responder_env or {})
+        responder = start_responder(env)
+        tmp.chmod(0o755)
+        front = Nginx(tmp, responder.socket, nginx_env).start()
+        made.append(front)
+        front.responder = responder
+        front.redis = redis
+        return front
+
+    yield start
+    for front in made:
+        front.stop()
+
+
+@pytest.fixture
+def stack(start_stack):
+    return start_stack()
