@@ -16,7 +16,7 @@ public final class MemoryCounterStore: CounterStore {
     public func read() throws(CounterError) -> Int64 {
         if let failure { throw failure }
         guard let stored else { return 0 }
-        guard let value = Int64(stored) else { throw .corruptValue }
+        guard let value = CounterValue.parse(Array(stored.utf8)) else { throw .corruptValue }
         return value
     }
 

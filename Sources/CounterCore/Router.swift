@@ -25,10 +25,14 @@ public enum Route: String, CaseIterable, Sendable {
     /// The methods this route answers, in the order the `Allow` header lists them.
     public var methods: [String] {
         switch self {
-        case .health, .livez, .read: ["GET", "HEAD"]
-        case .write, .reset: ["POST"]
+        case .health, .livez, .read: Route.readMethods
+        case .write, .reset: Route.writeMethods
         }
     }
+
+    // Shared arrays: `methods` runs on every request and must not allocate.
+    private static let readMethods = ["GET", "HEAD"]
+    private static let writeMethods = ["POST"]
 }
 
 /// Dispatches a request to a counter operation and builds the response.

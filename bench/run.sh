@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark on 127.0.0.1, every target driven by wrk in turn so all see the same
+# machine noise; prints requests/s, p50/p99, error counts, and ours as a ratio of the reference.
+#   stack:     our whole stack (nginx config from nginx/, counter-fcgi, Redis) versus the reference
+#              stack of ../shared/anchors (`reference-stack.sh c`: minimal nginx, C responder on the
+#              same libfcgi + hiredis, no auth, no limits, no log, no error bodies);
+#   responder: the same nginx (ours, rendered from nginx/) and the same Redis in front of
+#              counter-fcgi and of the anchors' C responder (compiled here from ../shared, not
+#              copied), which isolates what the Swift responder costs.
+# A benchmark, not a test: it never fails on a figure. Every run is bounded by SECONDS_PER_RUN.
+#
+#   bench/run.sh                 GET /read and POST /write at 1 and 64 connections
+#   THREAD_SWEEP="4 8 16 32" bench/run.sh   also GET /read at 64 connections per thread count
+#
+# Env: SECONDS_PER_RUN [10], ROUNDS [1], FCGI_THREADS [counter-fcgi's default],
+#      ANCHORS [../shared/anchors], THREAD_SWEEP [unset].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+secs=${SECONDS_PER_RUN:-10}
+rounds=${ROUNDS:-1}
+anchors=${ANCHORS:-$root/../shared/anchors}
+ref_key=bench-key-123                 # the reference stack's fixed key
+our_key=bench-key-0123456789abcdef    # ours needs at least 16 characters
+
+scripts/setup.sh
+swift build -c release --product counter-fcgi >&2
+bin="$(swift build -c release --show-bin-path)/counter-fcgi"
+
+dir=$(mktemp -d /tmp/counter-bench.XXXXXX)
+chmod 755 "$dir"
+pids=()
+cleanup() {
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 200); do curl -fs -o /dev/null "$1" -H "X-API-Key: $2" && return 0; sleep 0.05; done; return 1; }
+
+# Same Redis settings as the reference (TCP, no persistence), so only the front and responder differ.
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+
+fcgi_pid=""
+start_responder() {
+  [ -n "$fcgi_pid" ] && { kill -TERM "$fcgi_pid"; wait "$fcgi_pid" 2>/dev/null || true; }
+  REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" ${1:+FCGI_THREADS=$1} \
+    "$bin" 2>>"$dir/counter-fcgi.log" &
+  fcgi_pid=$!
+  pids+=("$fcgi_pid")
+  for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done
+}
+start_responder "${FCGI_THREADS:-}"
+
+ours_port=$(free_port)
+PORT=$ours_port API_KEY=$our_key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access.log" \
+  RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx" 2>>"$dir/render.log" || { cat "$dir/render.log" >&2; exit 1; }
+nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2>>"$dir/nginx.log" &
+pids+=($!)
+wait_http "http://127.0.0.1:$ours_port/read" "$our_key" || { echo "bench: our stack did not start" >&2; exit 1; }
+
+# The C responder behind our own nginx config, on the same Redis.
+cfront_port=$(free_port)
+have_c=0
+if [ -f "$anchors/c-reference/responder.c" ]; then
+  gcc -O2 -pthread "$anchors/c-reference/responder.c" -o "$dir/c-responder" $(pkg-config --cflags --libs hiredis) -lfcgi
+  "$dir/c-responder" "$dir/c.sock" 16 "127.0.0.1:$rport" 2>>"$dir/c-responder.log" &
+  c_pid=$!
+  pids+=($!)
+  for _ in $(seq 100); do [ -S "$dir/c.sock" ] && break; sleep 0.05; done
+  PORT=$cfront_port API_KEY=$our_key FCGI_LISTEN="unix:$dir/c.sock" ACCESS_LOG="$dir/access-c.log" \
+    RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx-c" 2>>"$dir/render.log"
+  nginx -c "$dir/nginx-c/nginx.conf" -p "$dir/nginx-c" -g 'daemon off;' 2>>"$dir/nginx-c.log" &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$cfront_port/read" "$our_key" && have_c=1
+fi
+
+ref_port=$(free_port)
+if [ -f "$anchors/reference-stack.sh" ]; then
+  bash "$anchors/reference-stack.sh" c "$ref_port" >"$dir/reference.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$ref_port/read" "$ref_key" || { echo "bench: the reference stack did not start (see $dir/reference.log)" >&2; exit 1; }
+  have_ref=1
+else
+  echo "bench: no reference stack at $anchors; ours only" >&2
+  have_ref=0
+fi
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$fcgi_pid/status"; }
+# CPU time (user + system, in clock ticks) a process has used; sampled around each run, it gives
+# the responder's CPU per request, which the shared machine's noise disturbs far less than req/s.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hz=$(getconf CLK_TCK)
+cpu_us_per_request() {  # ticks_before ticks_after requests
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "-" }'
+}
+
+# run PORT METHOD PATH CONNS -> RESULT line fields
+run() {
+  local key=$our_key
+  [ "$1" = "$ref_port" ] && key=$ref_key
+  local threads=2
+  [ "$4" -lt 2 ] && threads=1
+  WRK_METHOD=$2 wrk -t"$threads" -c"$4" -d"${secs}s" --timeout 5s -s bench/wrk-report.lua \
+    -H "X-API-Key: $key" "http://127.0.0.1:$1$3" | sed -n 's/^RESULT //p'
+}
+field() { sed -n "s/.*$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+
+echo "bench: ${secs}s per run, $rounds round(s); $(nproc) cores; counter-fcgi threads ${FCGI_THREADS:-default}" >&2
+echo "bench: counter-fcgi idle RSS $(rss_kb) KiB" >&2
+
+# table TITLE OTHER_PORT AVAILABLE [OTHER_PID]: with OTHER_PID, also each responder's CPU per request
+table() {
+  echo
+  echo "== $1"
+  [ "$3" = 1 ] || { echo "(not available)"; return; }
+  local other_pid=${4:-}
+  printf '%-12s %5s | %9s %7s %7s %5s %6s | %9s %7s %7s %5s %6s | %6s\n' endpoint conns \
+    ours_rps p50ms p99ms errs cpu_us ref_rps p50ms p99ms errs cpu_us ratio
+  for conns in 1 64; do
+    for spec in "GET /read" "POST /write"; do
+      read -r method path <<<"$spec"
+      for ((r=1; r<=rounds; r++)); do
+        # Alternate which side goes first, so neither always runs on a warmer or quieter machine.
+        local first=ours
+        (( r % 2 == 0 )) && first=ref
+        local ours ref ours_cpu="-" ref_cpu="-" t0 t1
+        for side in $first $([ "$first" = ours ] && echo ref || echo ours); do
+          if [ "$side" = ours ]; then
+            t0=$(cpu_ticks "$fcgi_pid"); ours=$(run "$ours_port" "$method" "$path" "$conns"); t1=$(cpu_ticks "$fcgi_pid")
+            [ -n "$other_pid" ] && ours_cpu=$(cpu_us_per_request "$t0" "$t1" "$(field requests "$ours")")
+          else
+            [ -n "$other_pid" ] && t0=$(cpu_ticks "$other_pid")
+            ref=$(run "$2" "$method" "$path" "$conns")
+            [ -n "$other_pid" ] && ref_cpu=$(cpu_us_per_request "$t0" "$(cpu_ticks "$other_pid")" "$(field requests "$ref")")
+          fi
+        done
+        local o c ratio
+        o=$(field rps "$ours"); c=$(field rps "$ref")
+        ratio=$(awk -v o="$o" -v c="$c" 'BEGIN { if (c > 0) printf "%.2f", o / c; else print "-" }')
+        printf '%-12s %5s | %9s %7s %7s %5s %6s | %9s %7s %7s %5s %6s | %6s\n' "$spec" "$conns" \
+          "$o" "$(field p50_ms "$ours")" "$(field p99_ms "$ours")" "$(( $(field non2xx "$ours") + $(field socket_errors "$ours") ))" "$ours_cpu" \
+          "$c" "$(field p50_ms "$ref")" "$(field p99_ms "$ref")" "$(( $(field non2xx "$ref") + $(field socket_errors "$ref") ))" "$ref_cpu" "$ratio"
+      done
+    done
+  done
+}
+table "responder: same nginx (ours), same Redis; counter-fcgi vs C responder (cpu_us: responder CPU per request)" "$cfront_port" "$have_c" "${c_pid:-}"
+table "stack: our stack vs the reference stack (reference-stack.sh c)" "$ref_port" "$have_ref"
+echo
+echo "bench: counter-fcgi RSS after load $(rss_kb) KiB" >&2
+
+if [ -n "${THREAD_SWEEP:-}" ]; then
+  echo
+  echo "== threads: counter-fcgi GET /read at 64 connections, ratio to the C responder (16 threads)"
+  printf '%-8s | %9s %7s %7s %6s | %6s\n' threads rps p50ms p99ms errs vs_c
+  base=""
+  [ "$have_c" = 1 ] && base=$(field rps "$(run "$cfront_port" GET /read 64)")
+  for n in $THREAD_SWEEP; do
+    start_responder "$n"
+    wait_http "http://127.0.0.1:$ours_port/read" "$our_key"
+    res=$(run "$ours_port" GET /read 64)
+    o=$(field rps "$res")
+    ratio=$(awk -v o="$o" -v c="${base:-0}" 'BEGIN { if (c > 0) printf "%.2f", o / c; else print "-" }')
+    printf '%-8s | %9s %7s %7s %6s | %6s\n' "$n" "$o" "$(field p50_ms "$res")" "$(field p99_ms "$res")" \
+      "$(( $(field non2xx "$res") + $(field socket_errors "$res") ))" "$ratio"
+  done
+  echo "(C responder behind the same nginx, GET /read at 64 connections: ${base:-n/a} req/s)"
+fi
