@@ -50,7 +50,7 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG &&
 fcgi_pid=""
 start_responder() {
   [ -n "$fcgi_pid" ] && { kill -TERM "$fcgi_pid"; wait "$fcgi_pid" 2>/dev/null || true; }
-  REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" ${1:+FCGI_THREADS=$1} \
+  env REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" ${1:+FCGI_THREADS=$1} \
     "$bin" 2>>"$dir/counter-fcgi.log" &
   fcgi_pid=$!
   pids+=("$fcgi_pid")

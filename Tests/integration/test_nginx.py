@@ -252,3 +252,16 @@ def test_concurrent_writes_through_nginx_are_exact(stack):
     values = [json.loads(body)["value"] for _, body in results]
     assert sorted(values) == list(range(1, 401))
     assert stack.redis.get() == "400"
+
+
+def test_request_id_and_key_name_reach_the_responder_but_not_the_key(start_stack):
+    stack = start_stack(responder_env={"DEBUG": "true"})
+    reply = stack.curl("POST", "/write", KEY_WRITE, headers=["X-Request-ID: corr-42"])
+    assert reply.status == 200 and reply.headers["x-request-id"] == "corr-42"
+    generated = stack.curl("GET", "/read", KEY_READ).headers["x-request-id"]
+    stack.responder.terminate()
+    lines = stack.responder.log_lines()
+    ids = [l.get("request.id") for l in lines if l["message"] == "request"]
+    assert "corr-42" in ids and generated in ids
+    text = stack.responder.log()
+    assert KEY_WRITE not in text and KEY_READ not in text
