@@ -13,25 +13,10 @@ secs=${SECONDS_PER_RUN:-70}
 conns=${CONNECTIONS:-64}
 key=bench-key-0123456789abcdef
 
-scripts/setup.sh
-swift build -c release --product counter-fcgi >&2
-bin="$(swift build -c release --show-bin-path)/counter-fcgi"
-dir=$(mktemp -d /tmp/counter-keepconn.XXXXXX)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+BENCH_NAME=keepconn
+# shellcheck source=bench/common.sh
+. bench/common.sh
+start_redis
 REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" "$bin" 2>"$dir/counter-fcgi.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done

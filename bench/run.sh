@@ -23,34 +23,14 @@ anchors=${ANCHORS:-$root/../shared/anchors}
 ref_key=bench-key-123                 # the reference stack's fixed key
 our_key=bench-key-0123456789abcdef    # ours needs at least 16 characters
 
-scripts/setup.sh
-swift build -c release --product counter-fcgi >&2
-bin="$(swift build -c release --show-bin-path)/counter-fcgi"
-
-dir=$(mktemp -d /tmp/counter-bench.XXXXXX)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 200); do curl -fs -o /dev/null "$1" -H "X-API-Key: $2" && return 0; sleep 0.05; done; return 1; }
-
-# Same Redis settings as the reference (TCP, no persistence), so only the front and responder differ.
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+# shellcheck source=bench/common.sh
+. bench/common.sh
+start_redis
 
 fcgi_pid=""
 start_responder() {
   [ -n "$fcgi_pid" ] && { kill -TERM "$fcgi_pid"; wait "$fcgi_pid" 2>/dev/null || true; }
-  env REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" ${1:+FCGI_THREADS=$1} \
+  env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$dir/fcgi.sock" ${1:+FCGI_THREADS=$1} \
     "$bin" 2>>"$dir/counter-fcgi.log" &
   fcgi_pid=$!
   pids+=("$fcgi_pid")
@@ -69,6 +49,7 @@ wait_http "http://127.0.0.1:$ours_port/read" "$our_key" || { echo "bench: our st
 cfront_port=$(free_port)
 have_c=0
 if [ -f "$anchors/c-reference/responder.c" ]; then
+  # shellcheck disable=SC2046 # pkg-config's flags are meant to split into words
   gcc -O2 -pthread "$anchors/c-reference/responder.c" -o "$dir/c-responder" $(pkg-config --cflags --libs hiredis) -lfcgi
   "$dir/c-responder" "$dir/c.sock" 16 "127.0.0.1:$rport" 2>>"$dir/c-responder.log" &
   c_pid=$!

@@ -75,6 +75,7 @@ pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null && break; sleep 0.05; done
 curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null || { echo "run: nginx did not start" >&2; exit 1; }
 
+# shellcheck disable=SC2016 # printed literally, for the user's shell to expand
 key_hint='$API_KEY'
 [ -n "${dev_key:-}" ] && key_hint="$API_KEY"
 cat >&2 <<MSG

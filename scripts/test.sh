@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+echo "test: shellcheck" >&2
+shellcheck scripts/*.sh bench/*.sh nginx/render.sh .ci/run
 echo "test: building" >&2
 swift build --build-tests
 echo "test: unit tests (swift test)" >&2

@@ -184,6 +184,22 @@ def redis(tmp):
 
 
 @pytest.fixture
+def start_redis(tmp):
+    """Starts extra redis-servers (with a password, a unix socket...), stopped after the test."""
+    made = []
+
+    def start(password=None, extra=()):
+        server = Redis(tmp, extra=list(extra) + (["--requirepass", password] if password else []))
+        server.password = password
+        made.append(server)
+        return server.start()
+
+    yield start
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
 def start_responder(tmp):
     started = []
 

@@ -150,12 +150,8 @@ def test_custom_counter_key_and_db(redis, start_responder):
     assert redis.cli("EXISTS", "tenant:a:hits").stdout.strip() == "0"
 
 
-def test_redis_over_unix_socket(tmp, start_responder):
-    from conftest import Redis
-    server = Redis(tmp, extra=["--unixsocket", str(tmp / "redis.sock"), "--unixsocketperm", "700"]).start()
-    try:
-        responder = start_responder({"REDIS_HOST": str(tmp / "redis.sock")})
-        assert responder.request("POST", "/write").json()["value"] == 1
-        assert server.get() == "1"
-    finally:
-        server.stop()
+def test_redis_over_unix_socket(tmp, start_redis, start_responder):
+    server = start_redis(extra=["--unixsocket", str(tmp / "redis.sock"), "--unixsocketperm", "700"])
+    responder = start_responder({"REDIS_HOST": str(tmp / "redis.sock")})
+    assert responder.request("POST", "/write").json()["value"] == 1
+    assert server.get() == "1"

@@ -265,3 +265,14 @@ def test_request_id_and_key_name_reach_the_responder_but_not_the_key(start_stack
     assert "corr-42" in ids and generated in ids
     text = stack.responder.log()
     assert KEY_WRITE not in text and KEY_READ not in text
+
+
+def test_responder_errors_pass_through_nginx_unchanged(stack):
+    stack.redis.cli("SET", "api_counter", "not-a-number")
+    body = assert_problem(stack.curl("GET", "/read", KEY_READ), 500)
+    assert "not a 64-bit integer" in body["detail"]
+    assert_problem(stack.curl("POST", "/write", KEY_WRITE), 500)
+    assert stack.redis.get() == "not-a-number"
+    stack.redis.cli("SET", "api_counter", str(2**63 - 1))
+    assert_problem(stack.curl("POST", "/write", KEY_WRITE), 409)
+    assert stack.curl("POST", "/reset", KEY_ADMIN).json()["value"] == 0

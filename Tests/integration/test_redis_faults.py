@@ -98,50 +98,40 @@ def test_overflow_is_a_clear_409(responder, redis):
     assert responder.request("GET", "/read").json()["value"] == 2**63 - 1
 
 
-def test_password(tmp, start_responder):
-    redis = Redis(tmp, extra=["--requirepass", "pw-Secret-1"])
-    redis.password = "pw-Secret-1"
-    redis.start()
-    try:
-        good = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
-                                "REDIS_PASSWORD": "pw-Secret-1"})
-        assert good.request("POST", "/write").json()["value"] == 1
-        good.stop()
-        (tmp / "fcgi.sock").unlink(missing_ok=True)
-        bad = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
-                               "REDIS_PASSWORD": "wrong-Secret-2"})
-        assert_problem(bad.request("POST", "/write"), 503)
-        missing = bad.log()
-        assert "AUTH refused" in missing
-        assert "wrong-Secret-2" not in missing and "pw-Secret-1" not in missing
-        assert redis.get() == "1"
-    finally:
-        redis.stop()
+def test_password(tmp, start_redis, start_responder):
+    redis = start_redis(password="pw-Secret-1")
+    good = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                            "REDIS_PASSWORD": "pw-Secret-1"})
+    assert good.request("POST", "/write").json()["value"] == 1
+    good.stop()
+    (tmp / "fcgi.sock").unlink(missing_ok=True)
+    bad = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                           "REDIS_PASSWORD": "wrong-Secret-2"})
+    assert_problem(bad.request("POST", "/write"), 503)
+    missing = bad.log()
+    assert "AUTH refused" in missing
+    assert "wrong-Secret-2" not in missing and "pw-Secret-1" not in missing
+    assert redis.get() == "1"
 
 
-def test_acl_user_with_only_the_commands_it_needs(tmp, start_responder):
-    redis = Redis(tmp, extra=["--requirepass", "admin-pw"])
-    redis.password = "admin-pw"
-    redis.start()
-    try:
-        redis.cli("ACL", "SETUSER", "counter", "on", ">counter-pw", "~api_counter",
-                  "+get", "+incr", "+set", "+ping", "+select")
-        responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
-                                     "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw"})
-        assert responder.request("POST", "/write").json()["value"] == 1
-        assert responder.request("GET", "/read").json()["value"] == 1
-        assert responder.request("GET", "/health").status == 200
-        assert responder.request("POST", "/reset").status == 200
-        assert redis.get() == "0"
-        # The same user on a key it may not touch: a permission error is a clear 503, not a crash.
-        responder.stop()
-        (tmp / "fcgi.sock").unlink(missing_ok=True)
-        other = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
-                                 "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw",
-                                 "COUNTER_KEY": "someone_else"})
-        assert_problem(other.request("POST", "/write"), 503)
-    finally:
-        redis.stop()
+def test_acl_user_with_only_the_commands_it_needs(tmp, start_redis, start_responder):
+    redis = start_redis(password="admin-pw")
+    redis.cli("ACL", "SETUSER", "counter", "on", ">counter-pw", "~api_counter",
+              "+get", "+incr", "+set", "+ping", "+select")
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                                 "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw"})
+    assert responder.request("POST", "/write").json()["value"] == 1
+    assert responder.request("GET", "/read").json()["value"] == 1
+    assert responder.request("GET", "/health").status == 200
+    assert responder.request("POST", "/reset").status == 200
+    assert redis.get() == "0"
+    # The same user on a key it may not touch: a permission error is a clear 503, not a crash.
+    responder.stop()
+    (tmp / "fcgi.sock").unlink(missing_ok=True)
+    other = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
+                             "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw",
+                             "COUNTER_KEY": "someone_else"})
+    assert_problem(other.request("POST", "/write"), 503)
 
 
 def test_sigterm_during_a_request_still_answers_it(redis, start_responder):

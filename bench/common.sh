@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # bin and dir are used by the scripts that source this file
+# Shared by the bench scripts (sourced, not run): builds the release binary, makes a temp dir,
+# and stops every process recorded in `pids` (by PID, newest first) when the script exits.
+# Sets: bin, dir, pids. Defines: free_port, start_redis (sets rport), wait_http URL KEY.
+
+scripts/setup.sh
+swift build -c release --product counter-fcgi >&2
+bin="$(swift build -c release --show-bin-path)/counter-fcgi"
+
+dir=$(mktemp -d "/tmp/counter-${BENCH_NAME:-bench}.XXXXXX")
+chmod 755 "$dir"   # nginx workers must reach the sockets inside
+pids=()
+cleanup() {
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# Redis on TCP without persistence, as the reference stack runs it, so only what is in front differs.
+start_redis() {
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+  pids+=($!)
+  for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
+  echo "bench: redis-server did not start" >&2
+  return 1
+}
+
+wait_http() { for _ in $(seq 200); do curl -fs -o /dev/null "$1" -H "X-API-Key: $2" && return 0; sleep 0.05; done; return 1; }
