@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Every setting of the responder, read once at start and then only passed around.
 ///
 /// Precedence: flag > environment variable > default. Names follow the seed (`REDIS_HOST`,
@@ -22,7 +28,8 @@ public struct Config: Sendable, Equatable {
     public static let defaultThreads = 16
 
     /// Resolves every setting, or names the first invalid one.
-    public init(options: Options? = nil, environment: [String: String]) throws(ConfigError) {
+    public init(options: Options? = nil, environment: [String: String],
+                readFile: (String) -> String? = Config.readSmallFile) throws(ConfigError) {
         var source = Source(environment: environment)
 
         let host = source.string(options?.redisHost, env: "REDIS_HOST", flag: "--redis-host") ?? "localhost"
@@ -37,6 +44,17 @@ public struct Config: Sendable, Equatable {
         redisDB = try source.integer(options?.redisDB, env: "REDIS_DB", flag: "--redis-db", in: 0...Int(Int32.max), default: 0)
         redisUsername = source.string(options?.redisUsername, env: "REDIS_USERNAME", flag: "--redis-username").flatMap { $0.isEmpty ? nil : $0 }
         redisPassword = source.string(options?.redisPassword, env: "REDIS_PASSWORD", flag: "--redis-password").flatMap { $0.isEmpty ? nil : $0 }
+        if redisPassword == nil, let path = environment["REDIS_PASSWORD_FILE"], !path.isEmpty {
+            // Docker and Kubernetes secrets arrive as files; a trailing newline is not part of it.
+            guard let text = readFile(path) else {
+                throw ConfigError(setting: "REDIS_PASSWORD_FILE", value: path, reason: "cannot be read")
+            }
+            let password = String(text.reversed().drop { $0 == "\n" || $0 == "\r" }.reversed())
+            guard !password.isEmpty else {
+                throw ConfigError(setting: "REDIS_PASSWORD_FILE", value: path, reason: "is empty")
+            }
+            redisPassword = password
+        }
         if redisUsername != nil, redisPassword == nil {
             throw ConfigError(setting: "REDIS_USERNAME", value: redisUsername, reason: "needs REDIS_PASSWORD as well (AUTH user password)")
         }
@@ -74,6 +92,16 @@ public struct Config: Sendable, Equatable {
         } else {
             debug = false
         }
+    }
+
+    /// Reads a file of at most 64 KiB as UTF-8 (secrets are short), or nil.
+    public static func readSmallFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes = [UInt8](repeating: 0, count: 65_536)
+        let count = fread(&bytes, 1, bytes.count, file)
+        guard ferror(file) == 0 else { return nil }
+        return String(decoding: bytes[..<count], as: UTF8.self)
     }
 
     /// Where the default socket goes: systemd's `RUNTIME_DIRECTORY`, else `XDG_RUNTIME_DIR`, else /tmp.

@@ -16,7 +16,7 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("redis-username"), help: "Redis ACL user for AUTH (REDIS_USERNAME; needs a password).")
     public var redisUsername: String?
 
-    @Option(name: .customLong("redis-password"), help: "Redis password for AUTH (REDIS_PASSWORD). Prefer the variable: flags show in ps.")
+    @Option(name: .customLong("redis-password"), help: "Redis password for AUTH (REDIS_PASSWORD, or a file named by REDIS_PASSWORD_FILE). Prefer those: flags show in ps.")
     public var redisPassword: String?
 
     @Option(name: .customLong("redis-connect-timeout-ms"), help: "Bound on each Redis connect, in ms (REDIS_CONNECT_TIMEOUT_MS; default 500).")

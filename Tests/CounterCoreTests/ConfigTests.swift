@@ -117,6 +117,16 @@ struct ConfigTests {
         }
     }
 
+    @Test func passwordFromFileForContainerSecrets() throws {
+        let files = ["/run/secrets/redis_password": "from-file\n", "/empty": "\n"]
+        let config = try Config(environment: ["REDIS_PASSWORD_FILE": "/run/secrets/redis_password"], readFile: { files[$0] })
+        #expect(config.redisPassword == "from-file")
+        let direct = try Config(environment: ["REDIS_PASSWORD": "direct", "REDIS_PASSWORD_FILE": "/x"], readFile: { files[$0] })
+        #expect(direct.redisPassword == "direct")
+        #expect(throws: ConfigError.self) { try Config(environment: ["REDIS_PASSWORD_FILE": "/missing"], readFile: { files[$0] }) }
+        #expect(throws: ConfigError.self) { try Config(environment: ["REDIS_PASSWORD_FILE": "/empty"], readFile: { files[$0] }) }
+    }
+
     @Test func passwordNeverInLogSummary() throws {
         let config = try Config(environment: ["REDIS_PASSWORD": "hunter2"])
         #expect(!config.logSummary.values.contains { $0.contains("hunter2") })

@@ -1,0 +1,23 @@
+# nginx in front of counter-fcgi, non-root on port 8080, for a read-only root filesystem.
+# Build from the repository root:  docker build -f docker/nginx.Dockerfile -t counter-nginx .
+# The configuration comes from nginx/ (baked in here; Kubernetes mounts the same files from a
+# ConfigMap generated from nginx/ over /etc/counter-nginx/templates) and is rendered at start.
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /etc/nginx/sites-enabled/* \
+ && rm -f /usr/share/nginx/html/index.html
+COPY nginx/ /etc/counter-nginx/templates/
+COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint.sh
+# Unprivileged; group 10001 is counter-fcgi's, so the 0660 socket is reachable.
+USER 10002:10001
+ENV NGINX_LISTEN=8080 \
+    NGINX_RUN_DIR=/tmp/nginx \
+    FCGI_LISTEN=unix:/run/counter-fcgi/counter-fcgi.sock
+EXPOSE 8080
+STOPSIGNAL SIGQUIT
+# No curl in the image: bash's /dev/tcp asks /livez (Host localhost must be in SERVER_NAMES).
+HEALTHCHECK --interval=10s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /livez HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
+ENTRYPOINT ["/usr/local/bin/nginx-entrypoint.sh"]
