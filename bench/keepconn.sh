@@ -27,7 +27,7 @@ for variant in shipped keepconn; do
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/$variant" 2>/dev/null
   if [ "$variant" = keepconn ]; then
     # The experiment: what someone "optimising" the config would add. Never shipped.
-    sed -i "s|^fastcgi_pass unix:.*|fastcgi_keep_conn on;\nfastcgi_pass counter_keep;|" "$dir/$variant/snippets/fastcgi.conf"
+    sed -i "s|^fastcgi_pass unix:.*|fastcgi_keep_conn on;\nfastcgi_pass counter_keep;|" "$dir/$variant/fastcgi-pass.conf"
     printf 'upstream counter_keep {\n    server unix:%s;\n    keepalive 32;\n}\n' "$dir/fcgi.sock" >> "$dir/$variant/counter-api.conf"
   fi
   nginx -q -t -c "$dir/$variant/nginx.conf" -p "$dir/$variant"

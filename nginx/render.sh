@@ -3,7 +3,7 @@
 # script and the environment. The one templating step between nginx/ and a running nginx: used by
 # `make run`, the tests, the nginx container and the Kubernetes sidecar.
 #
-#   nginx/render.sh OUT_DIR               everything (nginx.conf, counter-api.conf, snippets, keys)
+#   nginx/render.sh OUT_DIR               everything (every *.conf beside this script, and keys.conf)
 #   nginx/render.sh OUT_DIR --keys-only   keys.conf only; then `nginx -s reload` (key rotation)
 #
 # Keys: API_KEY (one key, every scope, as in the seed) and/or API_KEYS_FILE, lines of
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-}
 [ -n "$out" ] || die "usage: render.sh OUT_DIR [--keys-only]"
 mode=${2:-all}
-mkdir -p "$out/snippets"
+mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 # --- keys.conf ---------------------------------------------------------------------------------
@@ -148,9 +148,8 @@ render() {
     if grep -q '{{[A-Z_]*}}' "$2"; then die "$2 still has a placeholder: $(grep -o '{{[A-Z_]*}}' "$2" | head -1)"; fi
 }
 
-render "$here/nginx.conf" "$out/nginx.conf"
-render "$here/counter-api.conf" "$out/counter-api.conf"
-for f in "$here"/snippets/*.conf; do render "$f" "$out/snippets/$(basename "$f")"; done
+# Flat on purpose: a Kubernetes ConfigMap (and podman's) mounts as one folder without subfolders.
+for f in "$here"/*.conf; do render "$f" "$out/$(basename "$f")"; done
 for d in client_body fastcgi proxy uwsgi scgi; do mkdir -p "$state/$d"; done
 render_keys
 echo "render: nginx config in $out (listen $listen, socket $socket)" >&2

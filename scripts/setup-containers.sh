@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 need=()
-for pkg in podman buildah runc docker.io docker-compose debootstrap yamllint python3-pip; do
+for pkg in podman buildah runc catatonit docker.io docker-compose debootstrap yamllint python3-pip; do
   pkg_ok "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -30,10 +30,13 @@ runtime = "runc"
 CONF
 fi
 
-# The Docker engine, for docker-compose. Started by us when no service manager runs it.
+# The Docker engine, for docker-compose. Started by us when no service manager runs it; its PID
+# goes to .tools/dockerd.pid so that whoever asked for it (scripts/test.sh) stops it afterwards.
 if ! docker info >/dev/null 2>&1; then
   echo "setup-containers: starting dockerd" >&2
-  (dockerd >/var/log/counter-dockerd.log 2>&1 &)
+  mkdir -p "$(dirname "$0")/../.tools"
+  dockerd >/var/log/counter-dockerd.log 2>&1 &
+  echo $! >"$(dirname "$0")/../.tools/dockerd.pid"
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "setup-containers: dockerd did not start (see /var/log/counter-dockerd.log)" >&2; exit 1; }
 fi

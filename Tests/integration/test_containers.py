@@ -1,0 +1,303 @@
+"""The images, the compose stack, the Kubernetes pod and every manifest, checked offline.
+
+Needs what `make test` prepares first: scripts/setup-containers.sh (podman, Docker engine,
+docker-compose, validators in .tools/venv) and scripts/build-images.sh (the images). Traffic goes
+only to 127.0.0.1 (published ports); the containers talk to each other over a unix socket and,
+in compose, an internal bridge network.
+"""
+import json
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, free_port, wait_for
+from kubeplay import build as build_kube_play
+
+TOOLS = ROOT / ".tools" / "venv" / "bin"
+K8S_VERSION = "1.31.0"
+TAG = os.environ.get("TAG", "dev")
+REDIS_IMAGE = "localhost/redis:7-bookworm"
+
+
+def run(*args, cwd=ROOT, env=None, timeout=300, check=True):
+    out = subprocess.run([str(a) for a in args], cwd=cwd, env={**os.environ, **(env or {})},
+                         capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert out.returncode == 0, f"{args}: {out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+def rendered_manifests(directory=ROOT / "k8s"):
+    return run("kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory).stdout
+
+
+def http(port, method, path, key=None, host="localhost"):
+    args = ["curl", "-sS", "-X", method, "-o", "-", "-w", "\n%{http_code}", "--max-time", "10",
+            "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"]
+    if key:
+        args += ["-H", f"X-API-Key: {key}"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    if out.returncode != 0:
+        return None, out.stderr
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code), body
+
+
+def exercise_api(port, admin, reader, host="localhost"):
+    """The HTTP checks every packaging of the service must pass (same contract as the local stack)."""
+    status, body = http(port, "GET", "/health", host=host)
+    assert status == 200 and json.loads(body)["redis"] == "connected", body
+    assert http(port, "GET", "/livez", host=host)[0] == 200
+    start = json.loads(http(port, "GET", "/read", reader, host)[1])["value"]
+    for i in range(1, 4):
+        status, body = http(port, "POST", "/write", admin, host)
+        assert status == 200 and json.loads(body)["value"] == start + i
+    assert json.loads(http(port, "GET", "/read", reader, host)[1])["value"] == start + 3
+    for method, path, key, code in [("GET", "/read", None, 401), ("GET", "/read", "wrong-key-wrong-key", 403),
+                                    ("POST", "/write", reader, 403), ("GET", "/nope", admin, 404),
+                                    ("DELETE", "/read", admin, 405)]:
+        status, body = http(port, method, path, key, host)
+        assert status == code, (method, path, status, body)
+        problem = json.loads(body)
+        assert problem["status"] == code and problem["error"] == problem["detail"]
+    assert http(port, "GET", "/health", host="unknown.example")[0] is None, "unknown hosts get no answer"
+    return start + 3
+
+
+# --- manifests and Dockerfiles ---------------------------------------------------------------
+
+def test_kustomize_renders_and_validates_strictly(tmp):
+    path = tmp / "rendered.yaml"
+    path.write_text(rendered_manifests())
+    out = run(TOOLS / "kubernetes-validate", "--strict", "--quiet", "-k", K8S_VERSION, path, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(path.read_text()) if d)
+    for kind in ("Deployment", "StatefulSet", "Service", "Ingress", "HorizontalPodAutoscaler",
+                 "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "Namespace", "ConfigMap"):
+        assert kind in kinds, kind
+    assert "Secret" not in kinds, "no Secret values are committed"
+
+
+def test_nginx_configmap_is_generated_from_every_file_of_nginx_dir():
+    docs = [d for d in yaml.safe_load_all(rendered_manifests()) if d]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("nginx-templates"))
+    files = {p.name for p in (ROOT / "nginx").iterdir() if p.is_file()}
+    assert set(config["data"]) == files
+    for name in files:
+        assert config["data"][name] == (ROOT / "nginx" / name).read_text(), name
+
+
+def test_host_is_one_kustomize_setting(tmp):
+    # The documented way (and scripts/deploy.sh's): the host in k8s/settings.env of a working copy.
+    copy = tmp / "copy"
+    for folder in ("k8s", "nginx"):
+        run("cp", "-r", ROOT / folder, copy / folder if copy.exists() else copy.mkdir() or copy / folder)
+    (copy / "k8s" / "settings.env").write_text("host=api.test.example\n")
+    overlay = copy / "k8s"
+    docs = [d for d in yaml.safe_load_all(rendered_manifests(overlay)) if d]
+    ingress = next(d for d in docs if d["kind"] == "Ingress")
+    assert ingress["spec"]["rules"][0]["host"] == "api.test.example"
+    assert ingress["spec"]["tls"][0]["hosts"] == ["api.test.example"]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    nginx = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "nginx")
+    names = next(e["value"] for e in nginx["env"] if e["name"] == "SERVER_NAMES")
+    assert names == "api.test.example localhost"
+
+
+def test_pod_security_settings():
+    docs = [d for d in yaml.safe_load_all(rendered_manifests()) if d]
+    for workload in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert "memory" in container["resources"]["limits"]
+
+
+@pytest.mark.parametrize("framework,target", [("kubernetes", "rendered"), ("dockerfile", "docker")])
+def test_checkov_has_no_failed_check(tmp, framework, target):
+    if target == "rendered":
+        path = tmp / "rendered.yaml"
+        path.write_text(rendered_manifests())
+        args = ["-f", path]
+    else:
+        args = ["-d", ROOT / "docker"]
+    out = run(TOOLS / "checkov", "--skip-download", "--quiet", "--compact", "--framework", framework, *args,
+              "-o", "json", check=False, timeout=600)
+    report = json.loads(out.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [c["check_id"] for r in reports for c in r["results"]["failed_checks"]]
+    assert failed == [], failed
+    assert sum(r["summary"]["passed"] for r in reports) > 50
+
+
+def test_hadolint_yamllint_compose_config():
+    run(TOOLS / "hadolint", *sorted((ROOT / "docker").glob("*Dockerfile")), ROOT / "docker/offline/swift.Containerfile")
+    run("yamllint", "-c", ROOT / ".yamllint.yaml", ROOT / "k8s", ROOT / "docker/compose.yaml")
+    run("docker-compose", "-f", "compose.yaml", "config", "-q", cwd=ROOT / "docker", env={"SECRETS_DIR": "/nonexistent"})
+
+
+def test_deploy_script_renders_pinned_images_and_host():
+    digest = "sha256:" + "ab" * 32
+    out = run("scripts/deploy.sh", "render", env={"HOST": "counter.internal.example",
+                                                  "APP_IMAGE": f"registry.example/counter-fcgi@{digest}",
+                                                  "NGINX_IMAGE": "registry.example/counter-nginx:0123abc"})
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    images = {c["name"]: c["image"] for d in docs if d["kind"] == "Deployment"
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"counter-fcgi": f"registry.example/counter-fcgi@{digest}",
+                      "nginx": "registry.example/counter-nginx:0123abc"}
+    assert next(d for d in docs if d["kind"] == "Ingress")["spec"]["rules"][0]["host"] == "counter.internal.example"
+    assert (ROOT / "k8s" / "settings.env").read_text() == "host=counter.example.com\n", "the repo copy is untouched"
+
+
+@pytest.mark.parametrize("command", ["deploy", "status", "cleanup"])
+def test_deploy_scripts_fail_clearly_without_a_cluster(tmp, command):
+    env = {"KUBECONFIG": str(tmp / "no-such-config")}
+    out = run("scripts/deploy.sh", command, env=env, check=False)
+    assert out.returncode == 1 and "no current context" in out.stderr
+    status = run("scripts/check-status.sh", env=env, check=False)
+    assert status.returncode == 1 and "no current context" in status.stderr
+    assert run("scripts/deploy.sh", "bogus", check=False).returncode == 2
+
+
+def test_deploy_test_needs_a_key():
+    out = run("scripts/deploy.sh", "test", env={"API_KEY": ""}, check=False)
+    assert out.returncode == 1 and "API_KEY is needed" in out.stderr
+
+
+# --- images ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image,user", [(f"localhost/counter-fcgi:{TAG}", "10001:10001"),
+                                        (f"localhost/counter-nginx:{TAG}", "10002:10001")])
+def test_images_are_non_root_and_small(image, user):
+    config = json.loads(run("podman", "image", "inspect", image).stdout)[0]
+    assert config["Config"]["User"] == user
+    assert config["Size"] < 250 * 1024 * 1024
+    # No shell tools beyond the base image's: no curl, wget or compilers were installed.
+    for tool in ("curl", "wget", "gcc", "swift"):
+        out = run("podman", "run", "--rm", "--entrypoint", "/bin/sh", image, "-c", f"command -v {tool}", check=False)
+        assert out.returncode != 0, f"{tool} in {image}"
+
+
+def test_counter_fcgi_image_has_static_swift_runtime():
+    out = run("podman", "run", "--rm", "--entrypoint", "/usr/bin/ldd", f"localhost/counter-fcgi:{TAG}",
+              "/usr/local/bin/counter-fcgi")
+    assert "libswiftCore" not in out.stdout and "not found" not in out.stdout
+    assert "libfcgi" in out.stdout and "libhiredis" in out.stdout
+    help_text = run("podman", "run", "--rm", f"localhost/counter-fcgi:{TAG}", "--help").stdout
+    assert "REDIS_HOST" in help_text
+
+
+# --- docker compose ----------------------------------------------------------------------------
+
+@pytest.fixture
+def compose(tmp):
+    secrets_dir = tmp / "secrets"
+    secrets_dir.mkdir()
+    admin, reader = "ck-admin-" + secrets.token_hex(12), "ck-read-" + secrets.token_hex(12)
+    (secrets_dir / "redis_password").write_text(secrets.token_hex(16) + "\n")
+    (secrets_dir / "api_keys").write_text(f"{admin} admin ops\n{reader} read dashboards\n")
+    for f in secrets_dir.iterdir():
+        f.chmod(0o644)
+    project = "cftest" + secrets.token_hex(3)
+    port = free_port()
+    env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(port),
+           "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}"}
+    base = ["docker-compose", "-p", project, "-f", "compose.yaml"]
+
+    def dc(*args, check=True):
+        return run(*base, *args, cwd=ROOT / "docker", env=env, check=check, timeout=300)
+
+    dc("up", "-d")
+    try:
+        wait_for(lambda: http(port, "GET", "/health")[0] == 200, timeout=90, what="compose stack healthy")
+        yield {"port": port, "admin": admin, "reader": reader, "dc": dc, "project": project}
+    finally:
+        if os.environ.get("KEEP_COMPOSE_LOGS"):
+            print(dc("logs", check=False).stdout[-5000:])
+        dc("down", "-v", "--remove-orphans", check=False)
+
+
+def test_compose_stack_serves_and_survives_a_redis_restart(compose):
+    port, admin, reader, dc = compose["port"], compose["admin"], compose["reader"], compose["dc"]
+    value = exercise_api(port, admin, reader)
+    dc("restart", "redis")
+    wait_for(lambda: http(port, "POST", "/write", admin)[0] == 200, timeout=60, what="writes after Redis restart")
+    after = json.loads(http(port, "GET", "/read", reader)[1])["value"]
+    assert after == value + 1, "the counter survived the Redis restart (AOF on its volume)"
+
+
+def test_compose_containers_are_non_root_read_only_and_private(compose):
+    project = compose["project"]
+    for service, uid in (("app", "10001"), ("nginx", "10002"), ("redis", "999")):
+        name = f"{project}_{service}_1"
+        assert run("docker", "exec", name, "id", "-u").stdout.strip() == uid
+        inspect = json.loads(run("docker", "inspect", name).stdout)[0]
+        assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+        assert inspect["HostConfig"]["CapDrop"] == ["ALL"]
+        assert run("docker", "exec", name, "sh", "-c", "touch /probe", check=False).returncode != 0
+        published = [p for p in (inspect["NetworkSettings"]["Ports"] or {}).values() if p]
+        assert bool(published) == (service == "nginx"), f"only nginx is published ({service})"
+    socket_mode = run("docker", "exec", f"{project}_app_1", "stat", "-c", "%a %u:%g",
+                      "/run/counter-fcgi/counter-fcgi.sock").stdout.split()
+    assert socket_mode == ["660", "10001:10001"]
+    logs = compose["dc"]("logs", check=False).stdout
+    assert compose["admin"] not in logs and compose["reader"] not in logs
+
+
+# --- the Kubernetes pod, with podman kube play -------------------------------------------------
+
+@pytest.fixture
+def pod(tmp):
+    admin, reader = "pk-admin-" + secrets.token_hex(12), "pk-read-" + secrets.token_hex(12)
+    port = free_port()
+    spec = build_kube_play(rendered_manifests(), port, secrets.token_hex(16),
+                           f"{admin} admin ops\n{reader} read\n", REDIS_IMAGE)
+    path = tmp / "pod.yaml"
+    path.write_text(spec.replace("localhost/counter-fcgi:dev", f"localhost/counter-fcgi:{TAG}")
+                        .replace("localhost/counter-nginx:dev", f"localhost/counter-nginx:{TAG}"))
+    # kube play keeps ConfigMap volumes after the pod is gone; stale ones would serve old keys.
+    volumes = [d["metadata"]["name"] for d in yaml.safe_load_all(spec) if d and d["kind"] == "ConfigMap"]
+
+    def clean():
+        run("podman", "pod", "rm", "-f", "counter-api-pod-0", check=False)
+        run("podman", "volume", "rm", "-f", *volumes, check=False)
+
+    clean()
+    run("podman", "kube", "play", path)
+    try:
+        wait_for(lambda: http(port, "GET", "/health", host="counter.example.com")[0] == 200, timeout=60,
+                 what="pod healthy")
+        yield {"port": port, "admin": admin, "reader": reader}
+    finally:
+        run("podman", "kube", "down", path, check=False)
+        clean()
+
+
+def test_pod_serves_through_its_nginx_sidecar_and_survives_redis_restart(pod):
+    port, admin, reader = pod["port"], pod["admin"], pod["reader"]
+    value = exercise_api(port, admin, reader, host="counter.example.com")
+    run("podman", "restart", "counter-api-pod-0-redis")
+    wait_for(lambda: http(port, "POST", "/write", admin, "counter.example.com")[0] == 200, timeout=30,
+             what="writes after Redis restart")
+    assert json.loads(http(port, "GET", "/read", reader, "counter.example.com")[1])["value"] == value + 1
+
+
+def test_pod_containers_are_non_root_with_read_only_root(pod):
+    for container, uid in (("nginx", "10002"), ("counter-fcgi", "10001")):
+        name = f"counter-api-pod-0-{container}"
+        assert run("podman", "exec", name, "id", "-u").stdout.strip() == uid
+        inspect = json.loads(run("podman", "inspect", name).stdout)[0]
+        assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+        assert run("podman", "exec", name, "sh", "-c", "touch /probe", check=False).returncode != 0

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Deploys counter-fcgi to the Kubernetes cluster of the current kubectl context (the seed's
+# interface):
+#   scripts/deploy.sh deploy    Secrets if missing, manifests from k8s/ (host and images set), wait
+#   scripts/deploy.sh status    what runs, rollout state
+#   scripts/deploy.sh test      /health, /read, POST /write through the ingress, with the API key
+#   scripts/deploy.sh cleanup   delete everything, Redis data included (asks CONFIRM=yes)
+#   scripts/deploy.sh render    print the manifests deploy would apply (no cluster needed)
+# Settings: HOST (public host; default k8s/settings.env), APP_IMAGE, NGINX_IMAGE, REDIS_IMAGE
+# (registry/name:tag or name@sha256:..., pinned by the pipeline), API_KEYS_FILE or API_KEY (keys for
+# the counter-api-keys Secret on first deploy, or to replace them), API_KEY (for `test`),
+# BASE_URL (default https://$HOST), NAMESPACE (default counter-api), TIMEOUT (default 300s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ns=${NAMESPACE:-counter-api}
+timeout=${TIMEOUT:-300s}
+
+die() { echo "deploy: $*" >&2; exit 1; }
+usage() { echo "usage: scripts/deploy.sh deploy|status|test|cleanup|render" >&2; exit 2; }
+need_cluster() {
+  command -v kubectl >/dev/null || die "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
+  kubectl config current-context >/dev/null 2>&1 || die "kubectl has no current context: select a cluster (kubectl config use-context NAME)"
+}
+host() { echo "${HOST:-$(sed -n 's/^host=//p' k8s/settings.env)}"; }
+
+render() {
+  local work
+  work=$(mktemp -d)
+  cp -r k8s nginx "$work/"
+  printf 'host=%s\n' "$(host)" >"$work/k8s/settings.env"
+  (
+    cd "$work/k8s"
+    [ -n "${APP_IMAGE:-}" ] && set_image counter-fcgi "$APP_IMAGE"
+    [ -n "${NGINX_IMAGE:-}" ] && set_image counter-nginx "$NGINX_IMAGE"
+    [ -n "${REDIS_IMAGE:-}" ] && set_image redis "$REDIS_IMAGE"
+    true
+  )
+  kubectl kustomize --load-restrictor LoadRestrictionsNone "$work/k8s"
+  rm -rf "$work"
+}
+# Rewrites one `images:` entry of the working copy's kustomization (kustomize edit, without kustomize).
+set_image() {
+  local name=$1 ref=$2 new digest="" tag=""
+  case $ref in
+    *@sha256:*) new=${ref%@*}; digest=${ref#*@} ;;
+    *:*) new=${ref%:*}; tag=${ref##*:} ;;
+    *) die "$name image '$ref' needs a tag or a digest" ;;
+  esac
+  python3 - "$name" "$new" "$tag" "$digest" <<'PY'
+import sys, yaml
+name, new, tag, digest = sys.argv[1:]
+doc = yaml.safe_load(open("kustomization.yaml"))
+for image in doc["images"]:
+    if image["name"] == name:
+        image["newName"] = new
+        image.pop("newTag", None); image.pop("digest", None)
+        image.update({"digest": digest} if digest else {"newTag": tag})
+yaml.safe_dump(doc, open("kustomization.yaml", "w"), sort_keys=False)
+PY
+}
+
+ensure_secrets() {
+  kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl apply -f k8s/namespace.yaml
+  if ! kubectl -n "$ns" get secret counter-redis >/dev/null 2>&1; then
+    echo "deploy: creating Secret counter-redis with a random password" >&2
+    kubectl -n "$ns" create secret generic counter-redis \
+      --from-literal=password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
+  fi
+  local keys=""
+  if [ -n "${API_KEYS_FILE:-}" ]; then
+    [ -r "$API_KEYS_FILE" ] || die "API_KEYS_FILE: cannot read $API_KEYS_FILE"
+    keys=$(cat "$API_KEYS_FILE")
+  elif [ -n "${API_KEY:-}" ]; then
+    keys="$API_KEY admin api-key"
+  fi
+  if [ -n "$keys" ]; then
+    # Replaced in place: the nginx sidecars notice the change and reload, with no restart.
+    kubectl -n "$ns" create secret generic counter-api-keys --from-literal=api_keys="$keys" \
+      --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  elif ! kubectl -n "$ns" get secret counter-api-keys >/dev/null 2>&1; then
+    die "no API keys: set API_KEYS_FILE (lines '<key> <scope> [name]') or API_KEY for the first deploy"
+  fi
+}
+
+cmd=${1:-}
+case $cmd in
+  deploy)
+    need_cluster
+    ensure_secrets
+    render | kubectl apply -f -
+    kubectl -n "$ns" rollout status statefulset/counter-redis --timeout="$timeout"
+    kubectl -n "$ns" rollout status deployment/counter-api --timeout="$timeout"
+    echo "deploy: counter-api is up on https://$(host)" >&2
+    ;;
+  status)
+    need_cluster
+    kubectl -n "$ns" get deployment,statefulset,pods,service,ingress,hpa,pdb -o wide
+    kubectl -n "$ns" rollout status deployment/counter-api --timeout=5s || true
+    ;;
+  test)
+    base=${BASE_URL:-https://$(host)}
+    [ -n "${API_KEY:-}" ] || die "API_KEY is needed for the test (a key with the write scope)"
+    check() {  # METHOD PATH [key]
+      local out code
+      out=$(curl -sS -X "$1" -w '\n%{http_code}' --max-time 10 ${3:+-H "X-API-Key: $3"} "$base$2") || die "$1 $2: no answer from $base"
+      code=${out##*$'\n'}
+      [ "$code" = 200 ] || die "$1 $2 answered $code: ${out%$'\n'*}"
+      echo "deploy: $1 $2 -> 200 ${out%$'\n'*}" >&2
+    }
+    check GET /health
+    check GET /read "$API_KEY"
+    check POST /write "$API_KEY"
+    check GET /read "$API_KEY"
+    ;;
+  render)
+    command -v kubectl >/dev/null || die "kubectl is not installed (it renders the kustomization)"
+    render
+    ;;
+  cleanup)
+    need_cluster
+    [ "${CONFIRM:-}" = yes ] || die "cleanup deletes namespace $ns and the Redis volume with the counter: run with CONFIRM=yes"
+    kubectl delete namespace "$ns" --wait=true --timeout="$timeout"
+    ;;
+  *) usage ;;
+esac
