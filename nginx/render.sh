@@ -15,7 +15,7 @@
 # SERVER_NAMES [localhost 127.0.0.1], FCGI_LISTEN [unix:$XDG_RUNTIME_DIR or /tmp/counter-fcgi.sock],
 # NGINX_STATE_DIR [OUT_DIR/state], ACCESS_LOG [/dev/stdout], WORKER_PROCESSES [1],
 # RATE_LIMIT_PER_KEY [50r/s] + _BURST [100], RATE_LIMIT_PER_ADDRESS [100r/s] + _BURST [200],
-# RATE_LIMIT_BAD_KEY [2r/s] + _BURST [10], FASTCGI_TIMEOUT [5s],
+# RATE_LIMIT_BAD_KEY [2r/s] + _BURST [10], FASTCGI_TIMEOUT [5s], CLIENT_TIMEOUT [10s],
 # REAL_IP_FROM [unset: trust no proxy] (CIDRs of proxies whose X-Forwarded-For is believed),
 # FASTCGI_PARAMS [/etc/nginx/fastcgi_params].
 set -eu
@@ -105,6 +105,8 @@ rate_addr=${RATE_LIMIT_PER_ADDRESS:-100r/s};    check_rate RATE_LIMIT_PER_ADDRES
 burst_addr=${RATE_LIMIT_PER_ADDRESS_BURST:-200}; check_count RATE_LIMIT_PER_ADDRESS_BURST "$burst_addr"
 rate_bad=${RATE_LIMIT_BAD_KEY:-2r/s};           check_rate RATE_LIMIT_BAD_KEY "$rate_bad"
 burst_bad=${RATE_LIMIT_BAD_KEY_BURST:-10};      check_count RATE_LIMIT_BAD_KEY_BURST "$burst_bad"
+client_timeout=${CLIENT_TIMEOUT:-10s}
+printf '%s' "$client_timeout" | grep -Eq '^[0-9]+(ms|s)$' || die "CLIENT_TIMEOUT must look like 10s or 500ms, not '$client_timeout'"
 timeout=${FASTCGI_TIMEOUT:-5s}
 printf '%s' "$timeout" | grep -Eq '^[0-9]+(ms|s)$' || die "FASTCGI_TIMEOUT must look like 5s or 500ms, not '$timeout'"
 workers=${WORKER_PROCESSES:-1}
@@ -141,6 +143,7 @@ render() {
         -e "s|{{RATE_LIMIT_BAD_KEY}}|$(escape "$rate_bad")|g" \
         -e "s|{{RATE_LIMIT_BAD_KEY_BURST}}|$burst_bad|g" \
         -e "s|{{FASTCGI_TIMEOUT}}|$timeout|g" \
+        -e "s|{{CLIENT_TIMEOUT}}|$client_timeout|g" \
         -e "s|{{REAL_IP}}|$(escape "$real_ip")|g" \
         -e "s|{{USER_DIRECTIVE}}|$(escape "$user_directive")|g" \
         -e "s|{{FASTCGI_PARAMS}}|$(escape "${FASTCGI_PARAMS:-/etc/nginx/fastcgi_params}")|g" \

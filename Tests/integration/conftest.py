@@ -40,9 +40,9 @@ class Redis:
     """A redis-server on a random loopback port, restartable on the same port and data dir."""
 
     def __init__(self, tmp: Path, extra=()):
-        self.dir = tmp / "redis"
-        self.dir.mkdir(exist_ok=True)
         self.port = free_port()
+        self.dir = tmp / f"redis-{self.port}"  # its own AOF: several servers may share a temp dir
+        self.dir.mkdir(exist_ok=True)
         self.extra = list(extra)
         self.password = None
         self.proc = None

@@ -1,0 +1,298 @@
+"""Faults under concurrent load, through nginx: nothing counted twice, nothing acknowledged lost,
+every failure a clear and quick answer, recovery without restarts. Load loops are bounded in
+count and time and talk to 127.0.0.1 only."""
+import http.client
+import json
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+from conftest import KEY_READ, KEY_WRITE, wait_for
+
+
+class Load:
+    """`clients` threads doing POST /write through nginx until stopped (at most `limit` each)."""
+
+    def __init__(self, port, clients=8, limit=5000, key=KEY_WRITE):
+        self.port, self.key, self.limit = port, key, limit
+        self.results = []          # (monotonic start, seconds taken, status, value or None)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
+
+    def client(self):
+        for _ in range(self.limit):
+            if self.stop.is_set():
+                return
+            started = time.monotonic()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("POST", "/write", headers={"X-API-Key": self.key, "Host": "localhost"})
+                reply = conn.getresponse()
+                body = reply.read()
+                conn.close()
+                status = reply.status
+                value = json.loads(body)["value"] if status == 200 else None
+            except (OSError, http.client.HTTPException):
+                status, value = None, None
+            with self.lock:
+                self.results.append((started, time.monotonic() - started, status, value))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+    def values(self):
+        return [v for _, _, s, v in self.results if s == 200]
+
+
+def test_redis_sigkill_under_write_load_loses_no_acknowledged_write(tmp, start_redis, start_stack):
+    # appendfsync always: every acknowledged INCR is on disk before Redis answers it.
+    redis = start_redis(extra=["--appendfsync", "always"])
+    stack = start_stack(responder_env={"REDIS_PORT": str(redis.port), "REDIS_TIMEOUT_MS": "500"})
+    assert stack.curl("GET", "/read", KEY_READ).status == 200
+    with Load(stack.port) as load:
+        time.sleep(1.5)
+        redis.proc.send_signal(signal.SIGKILL)
+        redis.proc.wait(timeout=10)
+        killed = time.monotonic()
+        time.sleep(1.0)
+        redis.start()  # same port, same AOF
+        back = time.monotonic()
+        time.sleep(2.0)
+    values = load.values()
+    statuses = {s for _, _, s, _ in load.results}
+    final = int(redis.get())
+    assert len(values) > 100, "the load ran"
+    assert len(values) == len(set(values)), "no value handed out twice"
+    assert statuses <= {200, 503}, f"the outage is a clear 503, nothing else: {statuses}"
+    assert max(values) <= final, "every acknowledged write is in the final counter"
+    assert len(values) <= final
+    # Writes that were applied but not acknowledged (Redis died before answering) are the only slack.
+    failed = sum(1 for _, _, s, _ in load.results if s != 200)
+    assert final - len(values) <= failed
+    slowest_failure = max((d for _, d, s, _ in load.results if s != 200), default=0)
+    assert slowest_failure < 3, f"a failure took {slowest_failure:.2f}s: requests must not hang"
+    first_ok_after = min(st + d for st, d, s, _ in load.results if s == 200 and st >= back)
+    assert first_ok_after - back < 1.5, "writes succeed again within a second of Redis coming back"
+    outage = [s for st, _, s, _ in load.results if killed + 0.1 < st < back - 0.1]
+    assert outage and set(outage) == {503}
+
+
+def test_paused_redis_under_load_fails_fast_and_recovers_alone(start_stack):
+    stack = start_stack(responder_env={"REDIS_TIMEOUT_MS": "300", "REDIS_CONNECT_TIMEOUT_MS": "200"},
+                        nginx_env={"FASTCGI_TIMEOUT": "3s"})
+    with Load(stack.port, clients=8) as load:
+        time.sleep(0.5)
+        stack.redis.pause()
+        paused = time.monotonic()
+        time.sleep(2.0)
+        # Liveness stays up while Redis hangs: the workers are not all stuck.
+        assert stack.curl("GET", "/livez").status == 200
+        stack.redis.resume()
+        resumed = time.monotonic()
+        time.sleep(1.5)
+    during = [(d, s) for st, d, s, _ in load.results if paused + 0.1 < st < resumed - 0.6]
+    assert during and {s for _, s in during} <= {503, 504}
+    assert max(d for d, _ in during) < 3.5, "bounded by the Redis and nginx timeouts"
+    after = [s for st, _, s, _ in load.results if st > resumed + 1.0]
+    assert after and set(after) == {200}, "recovered without a restart"
+    values = load.values()
+    assert len(values) == len(set(values))
+
+
+def test_responder_sigterm_under_load_finishes_requests_then_502_until_back(start_stack, start_responder):
+    stack = start_stack()
+    with Load(stack.port, clients=8) as load:
+        time.sleep(1.0)
+        stack.responder.proc.send_signal(signal.SIGTERM)
+        assert stack.responder.proc.wait(timeout=15) == 0, "a clean exit"
+        stopped = time.monotonic()
+        time.sleep(0.5)
+        again = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(stack.redis.port)})
+        restarted = time.monotonic()
+        time.sleep(1.0)
+    statuses = {s for _, _, s, _ in load.results}
+    assert statuses <= {200, 502}, statuses
+    gap = [s for st, _, s, _ in load.results if stopped + 0.05 < st < restarted - 0.3]
+    assert gap and set(gap) == {502}
+    after = [s for st, _, s, _ in load.results if st > restarted + 0.2]
+    assert after and set(after) == {200}
+    values = load.values()
+    assert len(values) == len(set(values))
+    assert int(stack.redis.get()) == len(values), "every write was either answered 200 or not done"
+    assert again.proc.poll() is None
+
+
+def test_responder_sigkill_restart_serves_at_once(start_stack, start_responder):
+    stack = start_stack()
+    assert stack.curl("POST", "/write", KEY_WRITE).status == 200
+    stack.responder.proc.kill()
+    stack.responder.proc.wait(timeout=10)
+    assert stack.responder.socket.exists(), "SIGKILL leaves the socket behind"
+    reply = stack.curl("POST", "/write", KEY_WRITE)
+    assert reply.status == 502 and reply.headers["content-type"].startswith("application/problem+json")
+    start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(stack.redis.port)})
+    assert stack.curl("POST", "/write", KEY_WRITE).json()["value"] == 2
+
+
+# --- malformed FastCGI straight to the socket -------------------------------------------------
+
+def record(kind, content, request_id=1, version=1, declared=None):
+    length = len(content) if declared is None else declared
+    return struct.pack(">BBHHBx", version, kind, request_id, length, 0) + content
+
+
+def name_value(name, value):
+    def length(n):
+        return struct.pack(">B", n) if n < 128 else struct.pack(">I", n | 0x80000000)
+    return length(len(name)) + length(len(value)) + name + value
+
+
+BEGIN = record(1, struct.pack(">HB5x", 1, 0))
+GOOD_PARAMS = name_value(b"REQUEST_METHOD", b"GET") + name_value(b"DOCUMENT_URI", b"/read")
+
+
+def send_raw(path, payload, linger=0.2):
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(3)
+        conn.connect(str(path))
+        try:
+            conn.sendall(payload)
+            time.sleep(linger)
+            conn.shutdown(socket.SHUT_WR)
+            return conn.recv(65536)
+        except OSError:
+            return b""
+
+
+MALFORMED = {
+    "bad version": record(1, struct.pack(">HB5x", 1, 0), version=9) + record(4, GOOD_PARAMS),
+    "unknown record type": BEGIN + record(77, b"xyz"),
+    "huge declared length, truncated": BEGIN + record(4, b"A" * 100, declared=65535),
+    "param length past the record": BEGIN + record(4, b"\x7f\x7fREQUEST_METHOD") + record(4, b""),
+    "4-byte lengths near 2^31": BEGIN + record(4, b"\xff\xff\xff\xf0\x80\x00\x00\x01AB") + record(4, b""),
+    "name without value": BEGIN + record(4, b"\x0e") + record(4, b""),
+    "params then abrupt close": BEGIN + record(4, GOOD_PARAMS),
+    "header cut in half": b"\x01\x01\x00",
+    "role filter": record(1, struct.pack(">HB5x", 3, 0)) + record(4, GOOD_PARAMS) + record(4, b"") + record(5, b""),
+    "garbage": bytes(range(256)) * 4,
+}
+
+
+def test_malformed_fastcgi_records_never_hurt_the_responder(responder):
+    results = {}
+    stop = threading.Event()
+    good = []
+
+    def steady_client():
+        while not stop.is_set() and len(good) < 200:
+            good.append(responder.request("GET", "/read").status)
+
+    client = threading.Thread(target=steady_client)
+    client.start()
+    try:
+        for name, payload in MALFORMED.items():
+            results[name] = send_raw(responder.socket, payload)
+            assert responder.proc.poll() is None, f"the responder died on: {name}"
+    finally:
+        stop.set()
+        client.join(timeout=30)
+    assert good and set(good) == {200}, "other clients kept being served"
+    # A well-formed request on the same kind of raw connection still works.
+    raw = send_raw(responder.socket, BEGIN + record(4, GOOD_PARAMS) + record(4, b"") + record(5, b""))
+    assert b"Status: 200 OK" in raw and b'"value":0' in raw
+    assert responder.request("POST", "/write").json()["value"] == 1
+
+
+# --- hostile HTTP through nginx ---------------------------------------------------------------
+
+def raw_http(port, payload, timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(payload)
+        chunks = []
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def status_of(raw):
+    return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else None
+
+
+def test_invalid_methods_and_bodies_on_get(stack):
+    for method in ("FOO", "TRACE", "CONNECT", "PROPFIND"):
+        raw = raw_http(stack.port, f"{method} /read HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {KEY_READ}\r\n"
+                                   "Connection: close\r\n\r\n".encode())
+        assert status_of(raw) in (400, 405), (method, raw[:200])
+        assert b"application/problem+json" in raw
+    raw = raw_http(stack.port, b"G@T /read HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 400 and b"application/problem+json" in raw
+    # A body on GET is read and ignored; it cannot change anything.
+    reply = stack.curl("GET", "/read", KEY_READ, data=b"value=1000")
+    assert reply.status == 200 and reply.json()["value"] == 0
+    assert stack.redis.cli("EXISTS", "api_counter").stdout.strip() == "0"
+
+
+def test_duplicate_and_empty_api_key_headers(stack):
+    # nginx judges a request by the first X-API-Key header; an empty one counts as none.
+    first_wrong = stack.curl("GET", "/read", headers=["X-API-Key: wrong-key-wrong-key", f"X-API-Key: {KEY_READ}"])
+    assert first_wrong.status == 403
+    first_right = stack.curl("POST", "/write", headers=[f"X-API-Key: {KEY_READ}", f"X-API-Key: {KEY_WRITE}"])
+    assert first_right.status == 403, "a read key first cannot be upgraded by a second header"
+    empty = stack.curl("GET", "/read", headers=["X-API-Key;"])
+    assert empty.status == 401
+
+
+def test_nothing_reaches_the_responder_that_should_not(start_stack):
+    stack = start_stack(responder_env={"DEBUG": "true"})
+    for method, path, key in [("GET", "/read", None), ("GET", "/read", "wrong-key-wrong-key"),
+                              ("POST", "/write", KEY_READ), ("DELETE", "/read", KEY_READ),
+                              ("GET", "/nope", KEY_READ), ("GET", "/_auth/read", KEY_READ)]:
+        assert stack.curl(method, path, key).status in (401, 403, 404, 405)
+    assert stack.curl("POST", "/write", KEY_WRITE, data=b"x" * 5000).status == 413
+    stack.responder.terminate()
+    seen = [l for l in stack.responder.log_lines() if l["message"] == "request" and l["http.path"] != "/livez"]
+    assert seen == [], seen
+
+
+def test_slow_clients_are_cut_off_and_valid_clients_still_served(start_stack):
+    stack = start_stack(nginx_env={"CLIENT_TIMEOUT": "2s"})
+    slow = []
+    for _ in range(50):  # bounded: 50 connections that trickle a header and never finish it
+        conn = socket.create_connection(("127.0.0.1", stack.port), timeout=5)
+        conn.sendall(b"GET /read HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        slow.append(conn)
+    try:
+        started = time.monotonic()
+        for _ in range(20):
+            assert stack.curl("GET", "/read", KEY_READ).status == 200
+        assert time.monotonic() - started < 5, "valid clients are not starved"
+        time.sleep(3)
+        closed = 0
+        for conn in slow:
+            try:
+                conn.settimeout(1)
+                data = conn.recv(4096)
+                closed += data == b"" or status_of(data) == 408
+            except OSError:
+                closed += 1
+        assert closed == len(slow), "every slow client was cut off by CLIENT_TIMEOUT"
+    finally:
+        for conn in slow:
+            conn.close()
