@@ -47,6 +47,9 @@ public enum APIError: Error, Equatable, Sendable {
             return (.conflict, "The counter is at its maximum (\(Int64.max)) and cannot be incremented; reset it", [])
         case .counter(.unexpected):
             return (.internalServerError, "Unexpected reply from Redis", [])
+        case .counter(.idempotencyKeyReused(let first)):
+            let path = first == .increment ? "/write" : "/reset"
+            return (.unprocessableContent, "This Idempotency-Key was first used for \(path); use a new key for another operation", [])
         }
     }
 }

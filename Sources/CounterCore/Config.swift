@@ -21,6 +21,7 @@ public struct Config: Sendable, Equatable {
     public var threads: Int
     public var backlog: Int
     public var shutdownTimeoutMS: Int
+    public var idempotencyTTLSeconds: Int
     public var debug: Bool
 
     /// Worker threads when `FCGI_THREADS` is unset. Chosen by measurement behind nginx on two
@@ -67,6 +68,13 @@ public struct Config: Sendable, Equatable {
         if counterKey.isEmpty || counterKey.utf8.count > 512 {
             throw ConfigError(setting: source.last, value: counterKey, reason: "must be 1 to 512 bytes")
         }
+        // Idempotency records share the counter's Redis Cluster hash slot through its hash tag;
+        // braces that do not form one would put them elsewhere.
+        if counterKey.contains("{") || counterKey.contains("}"),
+           IdempotencyKey.hashTag(of: counterKey) == Substring(counterKey) {
+            throw ConfigError(setting: source.last, value: counterKey,
+                              reason: "braces must form a non-empty Redis Cluster hash tag, as in {counter}:hits")
+        }
 
         if let text = source.string(options?.listen, env: "FCGI_LISTEN", flag: "--listen") {
             do {
@@ -81,6 +89,9 @@ public struct Config: Sendable, Equatable {
         backlog = try source.integer(options?.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
         shutdownTimeoutMS = try source.integer(options?.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
                                                flag: "--shutdown-timeout-ms", in: 0...600_000, default: 10_000)
+
+        idempotencyTTLSeconds = try source.integer(options?.idempotencyTTLSeconds, env: "IDEMPOTENCY_TTL_SECONDS",
+                                                   flag: "--idempotency-ttl-seconds", in: 1...2_592_000, default: 86_400)
 
         if let flag = options?.debug ?? nil {
             debug = flag
@@ -142,6 +153,7 @@ public struct Config: Sendable, Equatable {
             "threads": String(threads),
             "backlog": String(backlog),
             "shutdown_timeout_ms": String(shutdownTimeoutMS),
+            "idempotency_ttl_seconds": String(idempotencyTTLSeconds),
             "debug": String(debug),
         ]
     }

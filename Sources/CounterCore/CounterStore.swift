@@ -6,10 +6,11 @@
 public protocol CounterStore: AnyObject {
     /// The current value; a counter that was never written reads as 0. Never writes.
     func read() throws(CounterError) -> Int64
-    /// Adds one and returns the value after the increment.
-    func increment() throws(CounterError) -> Int64
-    /// Sets the counter to 0.
-    func reset() throws(CounterError)
+    /// Adds one. With an idempotency key seen before (same client, within the retention window),
+    /// it changes nothing and returns the first outcome, marked replayed. `now` stamps a new outcome.
+    func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome
+    /// Sets the counter to 0; idempotency as for ``increment(idempotency:now:)``.
+    func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome
     /// Checks that the backing store answers (readiness).
     func ping() throws(CounterError)
 }
@@ -25,4 +26,6 @@ public enum CounterError: Error, Equatable, Sendable {
     case overflow
     /// The store answered with an error we do not expect (`message` is for logs only).
     case unexpected(message: String)
+    /// The idempotency key was first used for the other operation; nothing was done.
+    case idempotencyKeyReused(firstUsedFor: WriteOperation)
 }

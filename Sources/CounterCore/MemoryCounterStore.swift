@@ -7,6 +7,8 @@ public final class MemoryCounterStore: CounterStore {
     public var stored: String?
     /// How many operations changed the stored value (lets tests prove that a read never writes).
     public private(set) var writes = 0
+    /// First outcomes by idempotency key (no expiry: tests are short).
+    private var records: [IdempotencyKey: (WriteOperation, WriteOutcome)] = [:]
 
     /// Creates a store holding `stored` (a missing key by default).
     public init(stored: String? = nil) {
@@ -20,19 +22,33 @@ public final class MemoryCounterStore: CounterStore {
         return value
     }
 
-    public func increment() throws(CounterError) -> Int64 {
-        let current = try read()
-        let (next, overflow) = current.addingReportingOverflow(1)
-        if overflow { throw .overflow }
-        stored = String(next)
-        writes += 1
-        return next
+    public func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        try write(.increment, idempotency: idempotency, now: now) { () throws(CounterError) -> Int64 in
+            let (next, overflow) = try read().addingReportingOverflow(1)
+            if overflow { throw .overflow }
+            return next
+        }
     }
 
-    public func reset() throws(CounterError) {
+    public func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        try write(.reset, idempotency: idempotency, now: now) { () throws(CounterError) -> Int64 in 0 }
+    }
+
+    private func write(_ operation: WriteOperation, idempotency: IdempotencyKey?, now: Timestamp,
+                       next: () throws(CounterError) -> Int64) throws(CounterError) -> WriteOutcome {
         if let failure { throw failure }
-        stored = "0"
+        if let idempotency, let (firstOperation, first) = records[idempotency] {
+            guard firstOperation == operation else { throw .idempotencyKeyReused(firstUsedFor: firstOperation) }
+            var replay = first
+            replay.replayed = true
+            return replay
+        }
+        let value = try next()
+        stored = String(value)
         writes += 1
+        let outcome = WriteOutcome(value: value, replayed: false, timestamp: now)
+        if let idempotency { records[idempotency] = (operation, outcome) }
+        return outcome
     }
 
     public func ping() throws(CounterError) {

@@ -40,6 +40,9 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("shutdown-timeout-ms"), help: "How long requests in hand may finish after SIGTERM, in ms (SHUTDOWN_TIMEOUT_MS; default 10000).")
     public var shutdownTimeoutMS: String?
 
+    @Option(name: .customLong("idempotency-ttl-seconds"), help: "How long an Idempotency-Key's first response is kept (IDEMPOTENCY_TTL_SECONDS; default 86400).")
+    public var idempotencyTTLSeconds: String?
+
     @Flag(name: .customLong("debug"), inversion: .prefixedNo, help: "Debug logging, one line per request (DEBUG; default false).")
     public var debug: Bool?
 

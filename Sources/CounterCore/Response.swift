@@ -13,6 +13,7 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     public static let methodNotAllowed = HTTPStatus(code: 405, reason: "Method Not Allowed")
     public static let conflict = HTTPStatus(code: 409, reason: "Conflict")
     public static let contentTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
+    public static let unprocessableContent = HTTPStatus(code: 422, reason: "Unprocessable Content")
     public static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
     public static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
 }

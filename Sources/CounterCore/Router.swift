@@ -6,11 +6,17 @@ public struct RequestHead: Sendable, Equatable {
     public var path: String
     /// `CONTENT_LENGTH` as sent; `nil` or empty when there is no body.
     public var contentLength: String?
+    /// The `Idempotency-Key` header as sent (writes only).
+    public var idempotencyKey: String?
+    /// Who is calling: the API key's name that nginx passes (`API_KEY_NAME`).
+    public var client: String
 
-    public init(method: String, path: String, contentLength: String? = nil) {
+    public init(method: String, path: String, contentLength: String? = nil, idempotencyKey: String? = nil, client: String = "-") {
         self.method = method
         self.path = path
         self.contentLength = contentLength
+        self.idempotencyKey = idempotencyKey
+        self.client = client
     }
 }
 
@@ -81,23 +87,36 @@ public struct Router: Sendable {
                 body.add("timestamp", clock())
                 return ok(body)
             case .write:
-                let value = try store.increment()
-                var body = JSONObject(capacity: 72)
-                body.add("value", value)
-                body.add("operation", "increment")
-                body.add("timestamp", clock())
-                return ok(body)
+                return written(try store.increment(idempotency: try idempotency(request), now: clock()), .increment)
             case .reset:
-                try store.reset()
-                var body = JSONObject(capacity: 64)
-                body.add("value", Int64(0))
-                body.add("operation", "reset")
-                body.add("timestamp", clock())
-                return ok(body)
+                return written(try store.reset(idempotency: try idempotency(request), now: clock()), .reset)
             }
-        } catch {
+        } catch let error as CounterError {
             throw .counter(error)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw .counter(.unexpected(message: "\(error)"))
         }
+    }
+
+    /// The body of a write, the same for a first response and its replays (which say so in a header).
+    private func written(_ outcome: WriteOutcome, _ operation: WriteOperation) -> Response {
+        var body = JSONObject(capacity: 72)
+        body.add("value", outcome.value)
+        body.add("operation", operation.rawValue)
+        body.add("timestamp", outcome.timestamp)
+        var response = ok(body)
+        if outcome.replayed { response.headers.append(("Idempotent-Replayed", "true")) }
+        return response
+    }
+
+    private func idempotency(_ request: RequestHead) throws(APIError) -> IdempotencyKey? {
+        guard let header = request.idempotencyKey, !header.isEmpty else { return nil }
+        guard let key = IdempotencyKey(header: header, client: request.client) else {
+            throw .badRequest(detail: "Invalid Idempotency-Key: expected a quoted string of 1 to \(IdempotencyKey.maxLength) printable ASCII characters")
+        }
+        return key
     }
 
     /// Readiness. Its 503 keeps the seed's health document (not a problem body): probes and

@@ -27,4 +27,19 @@ public struct Timestamp: Sendable, Equatable {
         clock_gettime(CLOCK_REALTIME, &spec)
         return Timestamp(seconds: Int64(spec.tv_sec), microseconds: Int32(spec.tv_nsec / 1000))
     }
+
+    /// Seconds with six decimals, as in the JSON bodies: `1764417600.000123`.
+    public var text: String {
+        var object = JSONObject(capacity: 32)
+        object.add("t", self)
+        return String(decoding: object.finish().dropFirst(5).dropLast(), as: UTF8.self)
+    }
+
+    /// Parses ``text``'s form back (exactly six decimals), or nil.
+    public init?(text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].count == 6, parts[1].utf8.allSatisfy({ (48...57).contains($0) }),
+              let seconds = CounterValue.parse(Array(parts[0].utf8)), let micros = Int32(parts[1]) else { return nil }
+        self.init(seconds: seconds, microseconds: micros)
+    }
 }

@@ -61,7 +61,13 @@ final class FastCGIRequest {
         } else {
             path = param("SCRIPT_NAME") ?? ""
         }
-        return RequestHead(method: method, path: path, contentLength: param("CONTENT_LENGTH"))
+        var head = RequestHead(method: method, path: path, contentLength: param("CONTENT_LENGTH"))
+        if method == "POST" {
+            // Only writes take an idempotency key; reads skip the two lookups.
+            head.idempotencyKey = param("HTTP_IDEMPOTENCY_KEY")
+            head.client = param("API_KEY_NAME") ?? "-"
+        }
+        return head
     }
 
     /// The request id nginx passes (`REQUEST_ID`, or the client's `X-Request-ID` header).

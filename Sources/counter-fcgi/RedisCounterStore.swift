@@ -60,24 +60,81 @@ final class RedisCounterStore: CounterStore {
         }
     }
 
-    func increment() throws(CounterError) -> Int64 {
+    func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        if let idempotency { return try idempotentWrite(.increment, idempotency, now: now) }
         switch try execute(incr, idempotent: false) {
         case .integer(let value):
-            return value
-        case .error(let message) where message.contains("overflow"):
-            throw .overflow
-        case .error(let message) where message.contains("not an integer"):
-            logger.error("counter value is not an integer", metadata: ["redis.key": "\(config.counterKey)"])
-            throw .corruptValue
+            return WriteOutcome(value: value, replayed: false, timestamp: now)
         case let other:
             throw classify(other, command: "INCR")
         }
     }
 
-    func reset() throws(CounterError) {
+    func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        if let idempotency { return try idempotentWrite(.reset, idempotency, now: now) }
         switch try execute(setZero, idempotent: true) {
-        case .status: return
+        case .status: return WriteOutcome(value: 0, replayed: false, timestamp: now)
         case let other: throw classify(other, command: "SET")
+        }
+    }
+
+    /// A write with an idempotency key: one Lua script checks for the key's first outcome and, if
+    /// there is none, does the write and records its outcome with the retention TTL. Being one
+    /// script it is atomic, so two requests with one key are never both applied (the second sees
+    /// the first's record), and it is safe to retry on a fresh connection.
+    private func idempotentWrite(_ operation: WriteOperation, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        for attempt in 0..<2 {
+            let sha = try scriptSHA()
+            let command = RedisCommand(["EVALSHA", sha, "2", config.counterKey, key.storageKey(counterKey: config.counterKey),
+                                        operation.rawValue, String(config.idempotencyTTLSeconds),
+                                        now.text])
+            switch try execute(command, idempotent: true) {
+            case .array(let items) where items.count == 2:
+                guard case .integer(let replayed) = items[0], case .string(let record) = items[1],
+                      let (firstOperation, outcome) = WriteOutcome.parse(record: String(decoding: record, as: UTF8.self)) else { break }
+                guard firstOperation == operation else { throw .idempotencyKeyReused(firstUsedFor: firstOperation) }
+                return WriteOutcome(value: outcome.value, replayed: replayed == 1, timestamp: outcome.timestamp)
+            case .error(let message) where message.hasPrefix("NOSCRIPT") && attempt == 0:
+                loadedSHA = nil  // the script cache was flushed: load it again, once
+                continue
+            case let other:
+                throw classify(other, command: "EVALSHA")
+            }
+            throw classify(.error("malformed idempotency record"), command: "EVALSHA")
+        }
+        throw .unavailable(reason: "script cache flushed twice")
+    }
+
+    /// The write-once script. KEYS: counter, record. ARGV: operation, TTL seconds, timestamp.
+    /// Returns {1, record} for a replay, {0, record} for a new write; the record is
+    /// "operation:value:timestamp". A failing INCR (not an integer, overflow) aborts it unrecorded.
+    static let writeOnceScript = """
+        local record = redis.call('GET', KEYS[2])
+        if record then return {1, record} end
+        local value = '0'
+        if ARGV[1] == 'increment' then
+          redis.call('INCR', KEYS[1])
+          -- Read the value back as a string: Lua numbers are doubles, exact only up to 2^53.
+          value = redis.call('GET', KEYS[1])
+        else
+          redis.call('SET', KEYS[1], '0')
+        end
+        record = ARGV[1] .. ':' .. value .. ':' .. ARGV[3]
+        redis.call('SET', KEYS[2], record, 'EX', tonumber(ARGV[2]))
+        return {0, record}
+        """
+
+    private var loadedSHA: String?
+
+    private func scriptSHA() throws(CounterError) -> String {
+        if let loadedSHA { return loadedSHA }
+        switch try execute(RedisCommand(["SCRIPT", "LOAD", RedisCounterStore.writeOnceScript]), idempotent: true) {
+        case .string(let bytes):
+            let sha = String(decoding: bytes, as: UTF8.self)
+            loadedSHA = sha
+            return sha
+        case let other:
+            throw classify(other, command: "SCRIPT LOAD")
         }
     }
 
@@ -161,6 +218,12 @@ final class RedisCounterStore: CounterStore {
 
     private func classify(_ reply: RedisReply, command: String) -> CounterError {
         if case .error(let message) = reply {
+            // INCR's own errors, also when raised inside the write-once script.
+            if message.contains("increment or decrement would overflow") { return .overflow }
+            if message.contains("not an integer") {
+                logger.error("counter value is not an integer", metadata: ["redis.key": "\(config.counterKey)"])
+                return .corruptValue
+            }
             // Transient server states: loading the AOF, out of memory under noeviction, a replica
             // that is read-only after failover, a cluster going down. Clients should retry.
             for prefix in ["LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOPERM"]
@@ -173,7 +236,7 @@ final class RedisCounterStore: CounterStore {
                 connection = nil
                 return .unavailable(reason: message)
             }
-            if message.hasPrefix("WRONGTYPE") {
+            if message.contains("WRONGTYPE") {
                 logger.error("counter key holds a non-string value", metadata: ["redis.key": "\(config.counterKey)"])
                 return .corruptValue
             }

@@ -312,7 +312,7 @@ class Nginx:
             body = b""
         return HTTPReply(int(code), headers_out, body)
 
-    def parallel(self, method, path, key, count, parallel=16):
+    def parallel(self, method, path, key, count, parallel=16, headers=()):
         """`count` requests with curl --parallel; returns [(status, body)] in completion order."""
         out_dir = self.tmp / f"parallel-{time.monotonic_ns()}"
         out_dir.mkdir()
@@ -320,12 +320,16 @@ class Nginx:
         url = f"http://127.0.0.1:{self.port}{path}{sep}n=[1-{count}]"
         args = [CURL, "-sS", "--parallel", "--parallel-max", str(parallel), "-X", method,
                 "-H", f"X-API-Key: {key}", "-o", str(out_dir / "r#1.json"),
-                "-w", "%{http_code} %{filename_effective}\n", url]
+                "-w", "%{http_code} %{filename_effective} %header{idempotent-replayed}\n", url]
+        for header in headers:
+            args[1:1] = ["-H", header]
         out = subprocess.run(args, capture_output=True, text=True, timeout=120)
         results = []
+        self.replayed_flags = []
         for line in out.stdout.splitlines():
-            code, _, name = line.partition(" ")
+            code, name, *flag = line.split(" ")
             results.append((int(code), Path(name).read_text()))
+            self.replayed_flags.append(flag[0] if flag else "")
         return results
 
     def access_lines(self):

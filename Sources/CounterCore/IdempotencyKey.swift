@@ -1,0 +1,98 @@
+/// A client's `Idempotency-Key` for a write (draft-ietf-httpapi-idempotency-key-header): the
+/// header is a Structured Field string, e.g. `Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"`.
+///
+/// Keys are scoped to the caller (nginx passes the API key's *name*), so two clients can never
+/// replay each other's responses, and they live next to the counter in Redis.
+public struct IdempotencyKey: Sendable, Hashable {
+    /// The longest key accepted, in bytes after unquoting.
+    public static let maxLength = 255
+
+    /// Who sent it: the API key's name as nginx passes it (`-` when unknown).
+    public let client: String
+    /// The key itself, unquoted.
+    public let value: String
+
+    public init(client: String, value: String) {
+        self.client = client
+        self.value = value
+    }
+
+    /// Parses the header's Structured Field string (RFC 8941 §3.3.3): a quoted string of printable
+    /// ASCII where only `\"` and `\\` are escapes. Nil when malformed, empty or too long.
+    public init?(header: String, client: String) {
+        let bytes = Array(header.utf8)
+        guard bytes.count >= 3, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return nil }
+        var value: [UInt8] = []
+        var index = 1
+        while index < bytes.count - 1 {
+            var byte = bytes[index]
+            guard (0x20...0x7E).contains(byte) else { return nil }
+            if byte == UInt8(ascii: "\\") {
+                index += 1
+                guard index < bytes.count - 1 else { return nil }
+                byte = bytes[index]
+                guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { return nil }
+            } else if byte == UInt8(ascii: "\"") {
+                return nil
+            }
+            value.append(byte)
+            index += 1
+        }
+        guard !value.isEmpty, value.count <= IdempotencyKey.maxLength else { return nil }
+        self.init(client: client.isEmpty ? "-" : client, value: String(decoding: value, as: UTF8.self))
+    }
+
+    /// The Redis key that holds this key's first response. It shares the counter key's hash slot
+    /// (same hash tag), so the script that reads both would also run on Redis Cluster.
+    public func storageKey(counterKey: String) -> String {
+        "{\(IdempotencyKey.hashTag(of: counterKey))}:idempotency:\(client):\(value)"
+    }
+
+    /// What Redis Cluster hashes for `key`: the text of its first non-empty `{...}`, else all of it.
+    static func hashTag(of key: String) -> Substring {
+        if let open = key.firstIndex(of: "{") {
+            let rest = key[key.index(after: open)...]
+            if let close = rest.firstIndex(of: "}"), close > rest.startIndex {
+                return rest[..<close]
+            }
+        }
+        return Substring(key)
+    }
+}
+
+/// The result of a write: the counter after it, and whether it is a replay of an earlier request
+/// with the same idempotency key (then `timestamp` is that first response's).
+public struct WriteOutcome: Sendable, Equatable {
+    public var value: Int64
+    public var replayed: Bool
+    public var timestamp: Timestamp
+
+    public init(value: Int64, replayed: Bool, timestamp: Timestamp) {
+        self.value = value
+        self.replayed = replayed
+        self.timestamp = timestamp
+    }
+}
+
+extension WriteOutcome {
+    /// The stored form of a first outcome, `operation:value:timestamp` (what the Redis script keeps).
+    public func record(of operation: WriteOperation) -> String {
+        "\(operation.rawValue):\(value):\(timestamp.text)"
+    }
+
+    /// Reads a stored record back; nil if it is not one.
+    public static func parse(record: String) -> (WriteOperation, WriteOutcome)? {
+        let parts = record.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let operation = WriteOperation(rawValue: String(parts[0])),
+              let value = CounterValue.parse(Array(parts[1].utf8)), let timestamp = Timestamp(text: String(parts[2])) else {
+            return nil
+        }
+        return (operation, WriteOutcome(value: value, replayed: false, timestamp: timestamp))
+    }
+}
+
+/// The two writes, as they are named in bodies and in stored idempotency records.
+public enum WriteOperation: String, Sendable {
+    case increment
+    case reset
+}
