@@ -11,6 +11,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /etc/nginx/sites-enabled/* \
  && rm -f /usr/share/nginx/html/index.html
 COPY nginx/ /etc/counter-nginx/templates/
+# The socket folder exists here too, with counter-fcgi's owner and mode: a volume shared by both
+# containers takes its first owner from whichever image mounts it first (podman, docker), and it
+# must always be counter-fcgi's (Kubernetes' emptyDir gets the group from fsGroup instead).
+RUN install -d -o 10001 -g 10001 -m 0750 /run/counter-fcgi
 COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint.sh
 # Unprivileged; group 10001 is counter-fcgi's, so the 0660 socket is reachable.
 USER 10002:10001

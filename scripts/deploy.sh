@@ -62,9 +62,10 @@ PY
 ensure_secrets() {
   kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl apply -f k8s/namespace.yaml
   if ! kubectl -n "$ns" get secret counter-redis >/dev/null 2>&1; then
-    echo "deploy: creating Secret counter-redis with a random password" >&2
+    echo "deploy: creating Secret counter-redis with random passwords (app user, admin user)" >&2
     kubectl -n "$ns" create secret generic counter-redis \
-      --from-literal=password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
+      --from-literal=password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
+      --from-literal=admin-password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
   fi
   local keys=""
   if [ -n "${API_KEYS_FILE:-}" ]; then

@@ -30,7 +30,9 @@ def build(rendered: str, port: int, password: str, keys: str, redis_image: str) 
         "image": redis_image,
         # The image's own user owns /data; the pod's default user (10001) does not.
         "securityContext": {"runAsUser": 999, "runAsGroup": 999},
-        "command": ["redis-server", "--requirepass", password, "--appendonly", "yes",
+        "command": ["redis-server", "--user", "counter", "on", f">{password}", "resetkeys", "~api_counter",
+                    "~{api_counter}:idempotency:*", "resetchannels", "-@all", "+get", "+incr", "+set", "+ping",
+                    "+evalsha", "+script|load", "--appendonly", "yes",
                     "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--protected-mode", "no"],
     })
     for volume in pod["volumes"]:

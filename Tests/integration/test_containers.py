@@ -207,6 +207,7 @@ def compose(tmp):
     secrets_dir.mkdir()
     admin, reader = "ck-admin-" + secrets.token_hex(12), "ck-read-" + secrets.token_hex(12)
     (secrets_dir / "redis_password").write_text(secrets.token_hex(16) + "\n")
+    (secrets_dir / "redis_admin_password").write_text(secrets.token_hex(16) + "\n")
     (secrets_dir / "api_keys").write_text(f"{admin} admin ops\n{reader} read dashboards\n")
     for f in secrets_dir.iterdir():
         f.chmod(0o644)
@@ -254,6 +255,12 @@ def test_compose_containers_are_non_root_read_only_and_private(compose):
     assert socket_mode == ["660", "10001:10001"]
     logs = compose["dc"]("logs", check=False).stdout
     assert compose["admin"] not in logs and compose["reader"] not in logs
+    # The app's Redis user may do only what the app does; no Redis port is published.
+    denied = run("docker", "exec", f"{project}_redis_1", "sh", "-c",
+                 'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" redis-cli --user counter --no-auth-warning '
+                 "FLUSHALL; REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" redis-cli --user counter "
+                 "--no-auth-warning GET other_key", check=False).stdout
+    assert denied.count("NOPERM") == 2, denied
 
 
 # --- the Kubernetes pod, with podman kube play -------------------------------------------------
@@ -301,3 +308,39 @@ def test_pod_containers_are_non_root_with_read_only_root(pod):
         inspect = json.loads(run("podman", "inspect", name).stdout)[0]
         assert inspect["HostConfig"]["ReadonlyRootfs"] is True
         assert run("podman", "exec", name, "sh", "-c", "touch /probe", check=False).returncode != 0
+
+
+def test_statefulset_redis_runs_with_acl_aof_and_noeviction(tmp):
+    """The StatefulSet's own start command, run with podman as the cluster would (files mounted)."""
+    sts = next(d for d in yaml.safe_load_all(rendered_manifests()) if d and d["kind"] == "StatefulSet")
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    secret_dir, data = tmp / "secret", tmp / "data"
+    secret_dir.mkdir()
+    data.mkdir()
+    (secret_dir / "password").write_text("app-pw-123")
+    (secret_dir / "admin-password").write_text("admin-pw-456")
+    for path in (tmp, secret_dir, data, *secret_dir.iterdir()):
+        path.chmod(0o777 if path.is_dir() else 0o644)
+    name = "counter-redis-check-" + secrets.token_hex(3)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    run("podman", "run", "-d", "--name", name, "--user", "999:999", "--read-only",
+        "-v", f"{ROOT / 'k8s/redis.conf'}:{mounts['config']}/redis.conf:ro",
+        "-v", f"{secret_dir}:{mounts['password']}:ro", "-v", f"{data}:{mounts['data']}",
+        "--tmpfs", mounts["run"], "--entrypoint", container["command"][0], REDIS_IMAGE,
+        *container["command"][1:], *container["args"])
+    try:
+        def cli(user, password, *args):
+            return run("podman", "exec", "-e", f"REDISCLI_AUTH={password}", name, "redis-cli", "--no-auth-warning",
+                       "--user", user, *args, check=False).stdout.strip()
+        wait_for(lambda: cli("counter", "app-pw-123", "PING") == "PONG", timeout=15, what="redis in the pod spec")
+        assert cli("counter", "app-pw-123", "INCR", "api_counter") == "1"
+        assert "NOPERM" in cli("counter", "app-pw-123", "FLUSHALL")
+        assert "NOPERM" in cli("counter", "app-pw-123", "GET", "someone_else")
+        assert cli("default", "admin-pw-456", "CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
+        assert cli("default", "admin-pw-456", "CONFIG", "GET", "maxmemory-policy").split()[1] == "noeviction"
+        assert "WRONGPASS" in cli("counter", "wrong", "PING")
+        for probe in (container["readinessProbe"], container["livenessProbe"]):
+            command = probe["exec"]["command"]
+            assert run("podman", "exec", name, *command, check=False).returncode == 0, command
+    finally:
+        run("podman", "rm", "-f", name, check=False)
