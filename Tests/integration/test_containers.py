@@ -344,3 +344,21 @@ def test_statefulset_redis_runs_with_acl_aof_and_noeviction(tmp):
             assert run("podman", "exec", name, *command, check=False).returncode == 0, command
     finally:
         run("podman", "rm", "-f", name, check=False)
+
+
+def test_no_secret_in_manifests_images_or_repository():
+    rendered = rendered_manifests()
+    assert "kind: Secret" not in rendered
+    for image in (f"localhost/counter-fcgi:{TAG}", f"localhost/counter-nginx:{TAG}"):
+        config = json.loads(run("podman", "image", "inspect", image).stdout)[0]["Config"]
+        env = " ".join(config.get("Env") or [])
+        assert "PASSWORD=" not in env and "API_KEY=" not in env and "API_KEYS_FILE=" not in env, env
+        history = run("podman", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+        assert "requirepass" not in history and "X-API-Key" not in history
+    tracked = run("git", "ls-files").stdout.split()
+    for ignored in (".run/", "docker/secrets/", ".tools/"):
+        assert not any(path.startswith(ignored) for path in tracked), ignored
+    # The test keys and passwords of this suite never reach committed files.
+    for needle in ("tk-admin-", "ck-admin-", "pk-admin-", "pw-Secret-1", "Zq9-secret-pw"):
+        found = run("git", "grep", "-l", needle, "--", ".", ":!Tests", check=False).stdout
+        assert found == "", f"{needle} in {found}"
