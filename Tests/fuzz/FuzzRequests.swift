@@ -1,0 +1,57 @@
+// libFuzzer harness for counter-fcgi's request handling (scripts/fuzz.sh builds and runs it).
+// Compiled together with CounterCore's routing sources in one module, without FastCGI or Redis.
+//
+// Input: fields separated by NUL bytes: method, path, Content-Length, Idempotency-Key, client,
+// stored counter value, failure selector. Each run checks the invariants every response must keep.
+import Foundation
+
+private let router = Router(maxBodyBytes: 1024, clock: { Timestamp(seconds: 1_764_417_600, microseconds: 1) })
+private let allowed: Set<Int> = [200, 400, 404, 405, 409, 413, 422, 500, 503]
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let fields = bytes.split(separator: 0, maxSplits: 6, omittingEmptySubsequences: false)
+        .map { String(decoding: $0, as: UTF8.self) }
+    func field(_ index: Int) -> String? { index < fields.count ? fields[index] : nil }
+
+    let store = MemoryCounterStore(stored: field(5).flatMap { $0.isEmpty ? nil : $0 })
+    switch field(6)?.utf8.first.map({ $0 % 8 }) {
+    case 1: store.failure = .unavailable(reason: "fuzz")
+    case 2: store.failure = .unexpected(message: "fuzz")
+    default: break
+    }
+    let head = RequestHead(method: field(0) ?? "", path: field(1) ?? "", contentLength: field(2),
+                           idempotencyKey: field(3), client: field(4) ?? "-")
+    let response = router.respond(to: head, store: store)
+
+    precondition(allowed.contains(response.status.code), "unexpected status \(response.status)")
+    let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+    precondition(object != nil, "body is not a JSON object: \(response.bodyText)")
+    if response.contentType == .problemJSON {
+        precondition(object?["status"] as? Int == response.status.code, "problem status differs")
+        precondition(object?["error"] as? String == object?["detail"] as? String, "error != detail")
+    }
+    if head.method != "POST" {
+        precondition(store.writes == 0, "only POST may write")
+    }
+    var wire: [UInt8] = []
+    response.serialize(into: &wire)
+    precondition(!wire.isEmpty && !String(decoding: wire, as: UTF8.self).contains("\r\n\r\n\r\n"), "bad CGI framing")
+
+    // The small parsers on their own.
+    let text = field(0) ?? ""
+    if let value = CounterValue.parse(Array(text.utf8)) {
+        precondition(String(value) == text, "CounterValue.parse accepted a non-canonical \(text)")
+    }
+    if let key = IdempotencyKey(header: text, client: "c") {
+        precondition(!key.value.isEmpty && key.value.utf8.count <= IdempotencyKey.maxLength)
+    }
+    if let stamp = Timestamp(text: text) {
+        precondition(stamp.text == text, "Timestamp round trip")
+    }
+    if let (operation, outcome) = WriteOutcome.parse(record: text) {
+        precondition(outcome.record(of: operation) == text, "record round trip")
+    }
+    return 0
+}
