@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 per_kind=${1:-40}
-command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+command -v valgrind >/dev/null || scripts/setup.sh
 swift build --product counter-fcgi >&2
 bin="$(swift build --show-bin-path)/counter-fcgi"
 dir=$(mktemp -d /tmp/counter-leak.XXXXXX)

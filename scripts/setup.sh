@@ -10,7 +10,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # Libraries (headers + pkg-config files), servers and clients the build and the tests use.
-for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck; do
+for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind; do
   pkg_ok "$pkg" || need_apt+=("$pkg")
 done
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import KEY_READ, KEY_WRITE, wait_for
+from conftest import KEY_READ, KEY_WRITE, ROOT, wait_for
 
 
 class Load:
@@ -306,7 +306,7 @@ def test_slow_clients_are_cut_off_and_valid_clients_still_served(start_stack):
 def test_no_definite_leak_under_valgrind():
     """scripts/leak-check.sh: ~450 requests of every kind, a Redis outage included, under memcheck."""
     out = subprocess.run(["bash", "scripts/leak-check.sh", "30"], capture_output=True, text=True, timeout=600,
-                         cwd=str(__import__("conftest").ROOT))
+                         cwd=str(ROOT))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "definitely lost: 0 bytes in 0 blocks" in out.stdout
     assert "ERROR SUMMARY: 0 errors" in out.stdout
@@ -317,7 +317,7 @@ def test_no_definite_leak_under_valgrind():
 def test_fuzzing_finds_no_crash():
     """A short libFuzzer run over the request handling (scripts/fuzz.sh runs longer on demand)."""
     out = subprocess.run(["bash", "scripts/fuzz.sh", "15"], capture_output=True, text=True, timeout=900,
-                         cwd=str(__import__("conftest").ROOT))
+                         cwd=str(ROOT))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     runs = int(out.stdout.split("stat::number_of_executed_units:")[1].split()[0])
     assert runs > 10_000, "the fuzzer really ran"
