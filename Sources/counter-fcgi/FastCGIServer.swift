@@ -42,6 +42,8 @@ final class FastCGIServer {
                     finished.add(1, ordering: .releasing)
                 })
             } catch {
+                // Let the workers already started leave their accept loop before giving up.
+                stopping.store(true, ordering: .sequentiallyConsistent)
                 socket.stopAccepting()
                 socket.close()
                 throw error

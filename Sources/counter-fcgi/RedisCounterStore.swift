@@ -12,7 +12,7 @@ import Glibc
 /// fail fast. The cap (500 ms) keeps recovery under a second once Redis answers again.
 final class RedisCounterStore: CounterStore {
     private let config: Config
-    private var logger: Logger
+    private let logger: Logger
     private var connection: RedisConnection?
     private var failures = 0
     private var nextAttempt: UInt64 = 0
