@@ -32,6 +32,16 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
   python3 -m pip install -q pytest 2>/dev/null || python3 -m pip install -q --break-system-packages pytest
 fi
 
+# schemathesis checks docs/openapi.yaml against the running stack; it gets a virtualenv of its own
+# (.tools/, ignored by git) so its pins never disturb the machine's Python.
+st_venv="$(cd "$(dirname "$0")/.." && pwd)/.tools/schemathesis"
+if [ ! -x "$st_venv/bin/schemathesis" ] || [ ! -x "$st_venv/bin/openapi-spec-validator" ]; then
+  echo "setup: installing schemathesis and openapi-spec-validator into .tools/schemathesis" >&2
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --upgrade pip
+  "$st_venv/bin/pip" install -q schemathesis openapi-spec-validator
+fi
+
 if ! have swift; then
   for dir in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
     [ -x "$dir/swift" ] && { echo "setup: add $dir to PATH" >&2; break; }
