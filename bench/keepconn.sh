@@ -23,7 +23,7 @@ for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done
 
 for variant in shipped keepconn; do
   port=$(free_port)
-  PORT=$port API_KEY=$key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access-$variant.log" \
+  PORT=$port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access-$variant.log" \
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/$variant" 2>/dev/null
   if [ "$variant" = keepconn ]; then
     # The experiment: what someone "optimising" the config would add. Never shipped.

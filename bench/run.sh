@@ -39,7 +39,7 @@ start_responder() {
 start_responder "${FCGI_THREADS:-}"
 
 ours_port=$(free_port)
-PORT=$ours_port API_KEY=$our_key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access.log" \
+PORT=$ours_port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$our_key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access.log" \
   RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx" 2>>"$dir/render.log" || { cat "$dir/render.log" >&2; exit 1; }
 nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2>>"$dir/nginx.log" &
 pids+=($!)
@@ -55,7 +55,7 @@ if [ -f "$anchors/c-reference/responder.c" ]; then
   c_pid=$!
   pids+=($!)
   for _ in $(seq 100); do [ -S "$dir/c.sock" ] && break; sleep 0.05; done
-  PORT=$cfront_port API_KEY=$our_key FCGI_LISTEN="unix:$dir/c.sock" ACCESS_LOG="$dir/access-c.log" \
+  PORT=$cfront_port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$our_key FCGI_LISTEN="unix:$dir/c.sock" ACCESS_LOG="$dir/access-c.log" \
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx-c" 2>>"$dir/render.log"
   nginx -c "$dir/nginx-c/nginx.conf" -p "$dir/nginx-c" -g 'daemon off;' 2>>"$dir/nginx-c.log" &
   pids+=($!)

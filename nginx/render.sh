@@ -12,6 +12,7 @@
 # SHA-256 fingerprint); the key itself goes only into OUT_DIR/keys.conf (mode 0600 when root).
 #
 # Settings (defaults in brackets): PORT [8080], NGINX_LISTEN [127.0.0.1:$PORT],
+# METRICS_LISTEN [127.0.0.1:9145] (internal: /metrics of counter-fcgi, /nginx_status),
 # SERVER_NAMES [localhost 127.0.0.1], FCGI_LISTEN [unix:$XDG_RUNTIME_DIR or /tmp/counter-fcgi.sock],
 # NGINX_STATE_DIR [OUT_DIR/state], ACCESS_LOG [/dev/stdout], WORKER_PROCESSES [1],
 # RATE_LIMIT_PER_KEY [50r/s] + _BURST [100], RATE_LIMIT_PER_ADDRESS [100r/s] + _BURST [200],
@@ -94,6 +95,9 @@ if ! printf '%s' "$port" | grep -Eq '^[0-9]{1,5}$' || [ "$port" -lt 1 ] || [ "$p
     die "PORT must be 1 to 65535, not '$port'"
 fi
 listen=${NGINX_LISTEN:-127.0.0.1:$port}
+metrics_listen=${METRICS_LISTEN:-127.0.0.1:9145}
+printf '%s' "$metrics_listen" | grep -Eq '^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$' \
+    || die "METRICS_LISTEN must be PORT or ADDRESS:PORT, not '$metrics_listen'"
 fcgi=${FCGI_LISTEN:-unix:${XDG_RUNTIME_DIR:-/tmp}/counter-fcgi.sock}
 case $fcgi in unix:/*) socket=${fcgi#unix:} ;; *) die "FCGI_LISTEN must be unix:/absolute/path for nginx, not '$fcgi'" ;; esac
 state=${NGINX_STATE_DIR:-$out/state}
@@ -132,6 +136,7 @@ render() {
     sed -e "s|{{CONF_DIR}}|$(escape "$out")|g" \
         -e "s|{{STATE_DIR}}|$(escape "$state")|g" \
         -e "s|{{LISTEN}}|$(escape "$listen")|g" \
+        -e "s|{{METRICS_LISTEN}}|$(escape "$metrics_listen")|g" \
         -e "s|{{SERVER_NAMES}}|$(escape "$names")|g" \
         -e "s|{{FCGI_SOCKET}}|$(escape "$socket")|g" \
         -e "s|{{ACCESS_LOG}}|$(escape "${ACCESS_LOG:-/dev/stdout}")|g" \

@@ -24,6 +24,7 @@ public struct Response: Sendable, Equatable {
     public enum ContentType: String, Sendable {
         case json = "application/json"
         case problemJSON = "application/problem+json"
+        case prometheusText = "text/plain; version=0.0.4; charset=utf-8"
     }
 
     public var status: HTTPStatus

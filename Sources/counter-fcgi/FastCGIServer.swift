@@ -19,11 +19,13 @@ final class FastCGIServer {
     private let stopping = Atomic<Bool>(false)
     private let busy = Atomic<Int>(0)
     private let finished = Atomic<Int>(0)
+    private let metrics: ServiceMetrics
 
     init(config: Config, logger: Logger) {
         self.config = config
         self.logger = logger
         self.router = Router()
+        self.metrics = ServiceMetrics(threads: config.threads)
     }
 
     func run() throws(ServerError) {
@@ -74,7 +76,7 @@ final class FastCGIServer {
     private func serve(workerID: Int, listenFD: Int32) {
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(workerID)"
-        let store = RedisCounterStore(config: config, logger: logger)
+        let store = RedisCounterStore(config: config, logger: logger, metrics: metrics)
         store.warmUp()
         guard let request = FastCGIRequest(listenFD: listenFD) else {
             logger.error("FCGX_InitRequest failed")
@@ -82,6 +84,7 @@ final class FastCGIServer {
         }
         var output: [UInt8] = []
         output.reserveCapacity(512)
+        var requestMetrics = RequestMetrics()
 
         while true {
             let status = request.accept()
@@ -93,27 +96,38 @@ final class FastCGIServer {
                 continue
             }
             busy.add(1, ordering: .relaxed)
-            handle(request, store: store, output: &output, logger: logger)
+            metrics.busyWorkers.increment()
+            handle(request, store: store, output: &output, metrics: &requestMetrics, logger: logger)
+            metrics.busyWorkers.decrement()
             busy.subtract(1, ordering: .relaxed)
         }
         request.finish()
     }
 
-    private func handle(_ request: FastCGIRequest, store: RedisCounterStore, output: inout [UInt8], logger: Logger) {
+    private func handle(_ request: FastCGIRequest, store: RedisCounterStore, output: inout [UInt8],
+                        metrics requestMetrics: inout RequestMetrics, logger: Logger) {
         let debug = logger.logLevel <= .debug
-        let started = debug ? RedisCounterStore.monotonicNow() : 0
+        let started = RedisCounterStore.monotonicNow()
         let head = request.head()
         // Copied now: libfcgi frees the params at finish().
         let requestID = debug ? request.requestID() : nil
         if let length = head.contentLength, !length.isEmpty, length != "0" {
             request.drainBody()
         }
-        let response = router.respond(to: head, store: store)
+        // /metrics is not part of the API: only nginx's internal metrics server routes it here.
+        let response = head.path == "/metrics" && head.method == "GET"
+            ? metrics.response()
+            : router.respond(to: head, store: store)
         response.serialize(into: &output, includeBody: head.method != "HEAD")
         let delivered = request.write(output)
         request.finish()
+        let elapsed = RedisCounterStore.monotonicNow() - started
+        requestMetrics.record(path: head.path, status: response.status.code, nanoseconds: elapsed)
+        if !response.headers.isEmpty, response.header("Idempotent-Replayed") != nil {
+            metrics.idempotentReplays.increment()
+        }
         if debug {
-            let micros = (RedisCounterStore.monotonicNow() - started) / 1000
+            let micros = elapsed / 1000
             logger.debug("request", metadata: [
                 "request.id": "\(requestID ?? "-")",
                 "http.method": "\(head.method)",

@@ -13,7 +13,14 @@ import Glibc
 final class RedisCounterStore: CounterStore {
     private let config: Config
     private let logger: Logger
-    private var connection: RedisConnection?
+    private let metrics: ServiceMetrics
+    private var connection: RedisConnection? {
+        didSet {
+            // The gauge of workers with a live Redis connection follows every change.
+            if oldValue == nil, connection != nil { metrics.redisConnectedWorkers.increment() }
+            if oldValue != nil, connection == nil { metrics.redisConnectedWorkers.decrement() }
+        }
+    }
     private var failures = 0
     private var nextAttempt: UInt64 = 0
     private var wasConnected = false
@@ -31,13 +38,18 @@ final class RedisCounterStore: CounterStore {
     static let backoffBaseNS: UInt64 = 25_000_000
     static let backoffCapNS: UInt64 = 500_000_000
 
-    init(config: Config, logger: Logger) {
+    init(config: Config, logger: Logger, metrics: ServiceMetrics) {
         self.config = config
         self.logger = logger
+        self.metrics = metrics
         get = RedisCommand(["GET", config.counterKey])
         incr = RedisCommand(["INCR", config.counterKey])
         setZero = RedisCommand(["SET", config.counterKey, "0"])
         pingCommand = RedisCommand(["PING"])
+    }
+
+    deinit {
+        connection = nil  // keeps the connected-workers gauge right when a worker stops
     }
 
     /// Connects ahead of the first request; failure is only logged (the service starts anyway).
@@ -174,6 +186,7 @@ final class RedisCounterStore: CounterStore {
         do {
             let fresh = try RedisConnection.connect(to: config)
             connection = fresh
+            if wasConnected { metrics.redisReconnects.increment() }
             if failures > 0 || !wasConnected {
                 logger.info("redis connected", metadata: ["redis": "\(config.redis)", "redis.failed_attempts": "\(failures)"])
             }
@@ -183,6 +196,7 @@ final class RedisCounterStore: CounterStore {
         } catch {
             failures += 1
             scheduleRetry(after: now)
+            if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
             let metadata: Logger.Metadata = ["redis": "\(config.redis)", "redis.error": "\(error)", "redis.failed_attempts": "\(failures)"]
             if case .handshake = error {
                 logger.error("redis refused the handshake", metadata: metadata)
@@ -198,6 +212,7 @@ final class RedisCounterStore: CounterStore {
     private func disconnect(reason: RedisError, countsAsFailure: Bool = true) {
         guard connection != nil else { return }
         connection = nil
+        metrics.redisError("io")
         logger.warning("redis disconnected", metadata: ["redis": "\(config.redis)", "redis.error": "\(reason)"])
         if countsAsFailure {
             failures += 1
@@ -217,6 +232,7 @@ final class RedisCounterStore: CounterStore {
     }
 
     private func classify(_ reply: RedisReply, command: String) -> CounterError {
+        metrics.redisError("reply")
         if case .error(let message) = reply {
             // INCR's own errors, also when raised inside the write-once script.
             if message.contains("increment or decrement would overflow") { return .overflow }

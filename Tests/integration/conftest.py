@@ -246,11 +246,13 @@ class Nginx:
         self.tmp = tmp
         self.conf_dir = tmp / "nginx"
         self.port = free_port()
+        self.metrics_port = free_port()
         self.keys_file = tmp / "keys.txt"
         self.keys_file.write_text(f"# name-less and named keys\n{KEY_WRITE} write writer\n{KEY_READ} read\n")
         self.access_log = tmp / "access.log"
         self.error_log = tmp / "nginx-stderr.log"
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": str(self.port),
+                    "METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
                     "FCGI_LISTEN": f"unix:{socket_path}", "API_KEY": KEY_ADMIN, "API_KEY_NAME": "admin",
                     "API_KEYS_FILE": str(self.keys_file), "ACCESS_LOG": str(self.access_log),
                     "RATE_LIMIT_PER_KEY": "10000r/s", "RATE_LIMIT_PER_ADDRESS": "10000r/s",

@@ -1,0 +1,76 @@
+import CounterCore
+import Metrics
+import class Prometheus.PrometheusCollectorRegistry
+import struct Prometheus.PrometheusMetricsFactory
+
+/// The responder's Prometheus metrics, recorded through swift-metrics and exposed by
+/// swift-prometheus. The exposition is served on `/metrics` to nginx's internal metrics server
+/// only (see nginx/counter-api.conf); the public server never routes it.
+///
+/// Names: `counter_http_requests_total{route,status}`, `counter_http_request_duration_seconds{route}`
+/// (histogram), `counter_workers_busy`, `counter_worker_threads`, `counter_redis_connected_workers`,
+/// `counter_redis_errors_total{kind}`, `counter_redis_reconnects_total`,
+/// `counter_idempotent_replays_total`, `counter_build_info{version}`.
+final class ServiceMetrics {
+    /// The version reported in `counter_build_info`.
+    static let version = "1.0.0"
+
+    private let registry = PrometheusCollectorRegistry()
+    let busyWorkers: Meter
+    let redisConnectedWorkers: Meter
+    let redisReconnects: Counter
+    let idempotentReplays: Counter
+
+    /// Bootstraps swift-metrics with the Prometheus backend; call once, at start.
+    init(threads: Int) {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Requests take well under a millisecond when healthy and are bounded by the Redis timeout.
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5),
+        ]
+        MetricsSystem.bootstrap(factory)
+        busyWorkers = Meter(label: "counter_workers_busy")
+        redisConnectedWorkers = Meter(label: "counter_redis_connected_workers")
+        redisReconnects = Counter(label: "counter_redis_reconnects_total")
+        idempotentReplays = Counter(label: "counter_idempotent_replays_total")
+        Gauge(label: "counter_worker_threads").record(threads)
+        Gauge(label: "counter_build_info", dimensions: [("version", ServiceMetrics.version)]).record(1)
+    }
+
+    /// A Redis failure of one kind (`connect`, `handshake`, `io`, `reply`).
+    func redisError(_ kind: String) {
+        Counter(label: "counter_redis_errors_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    /// The Prometheus text exposition as a response.
+    func response() -> Response {
+        var body: [UInt8] = []
+        registry.emit(into: &body)
+        return Response(status: .ok, contentType: .prometheusText, body: body)
+    }
+}
+
+/// One worker's handles on the per-request metrics, created on first use and kept, so the hot
+/// path does a dictionary lookup and an atomic add instead of a factory lookup under a lock.
+struct RequestMetrics {
+    private var requests: [Int: Counter] = [:]
+    private var durations: [Int: Timer] = [:]
+    private static let routes = Route.allCases.map(\.rawValue)
+
+    /// Records one request. Unknown paths share the route label `other` (bounded cardinality).
+    mutating func record(path: String, status: Int, nanoseconds: UInt64) {
+        let routeIndex = RequestMetrics.routes.firstIndex(of: path) ?? RequestMetrics.routes.count
+        let route = routeIndex < RequestMetrics.routes.count ? RequestMetrics.routes[routeIndex] : "other"
+        let key = routeIndex * 1000 + status
+        if requests[key] == nil {
+            requests[key] = Counter(label: "counter_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+        }
+        requests[key]!.increment()
+        if durations[routeIndex] == nil {
+            durations[routeIndex] = Timer(label: "counter_http_request_duration_seconds", dimensions: [("route", route)])
+        }
+        durations[routeIndex]!.recordNanoseconds(Int64(nanoseconds))
+    }
+}

@@ -1,0 +1,66 @@
+"""Prometheus metrics: served only on nginx's internal metrics server, true to what happened."""
+import re
+import subprocess
+
+from conftest import KEY_READ, KEY_WRITE
+
+
+def scrape(stack, path="/metrics"):
+    out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", f"http://127.0.0.1:{stack.metrics_port}{path}"],
+                         capture_output=True, text=True, timeout=10)
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code), body
+
+
+def sample(text, name, **labels):
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_count_requests_by_route_and_status(stack):
+    for _ in range(3):
+        assert stack.curl("POST", "/write", KEY_WRITE).status == 200
+    assert stack.curl("GET", "/read", KEY_READ).status == 200
+    assert stack.curl("GET", "/read").status == 401  # refused by nginx: never reaches counter-fcgi
+    stack.curl("POST", "/write", KEY_WRITE, headers=['Idempotency-Key: "m-1"'])
+    stack.curl("POST", "/write", KEY_WRITE, headers=['Idempotency-Key: "m-1"'])
+    code, text = scrape(stack)
+    assert code == 200
+    assert sample(text, "counter_http_requests_total", route="/write", status="200") == 5
+    assert sample(text, "counter_http_requests_total", route="/read", status="200") == 1
+    assert sample(text, "counter_http_request_duration_seconds_count", route="/write") == 5
+    assert sample(text, "counter_http_request_duration_seconds_bucket", route="/write", le="+Inf") == 5
+    assert sample(text, "counter_idempotent_replays_total") == 1
+    assert sample(text, "counter_build_info", version="1.0.0") == 1
+    assert sample(text, "counter_worker_threads") == 4
+    assert sample(text, "counter_redis_connected_workers") == 4
+    assert sample(text, "counter_workers_busy") == 1, "the scrape itself is being served"
+
+
+def test_redis_errors_and_reconnects_are_counted(stack):
+    assert stack.curl("GET", "/read", KEY_READ).status == 200
+    stack.redis.kill()
+    assert stack.curl("GET", "/read", KEY_READ).status == 503
+    _, text = scrape(stack)
+    assert (sample(text, "counter_redis_errors_total", kind="io") or 0) + \
+        (sample(text, "counter_redis_errors_total", kind="connect") or 0) >= 1
+    assert sample(text, "counter_http_requests_total", route="/read", status="503") == 1
+    assert sample(text, "counter_redis_connected_workers") < 4
+    stack.redis.start()
+    for _ in range(40):
+        stack.curl("GET", "/read", KEY_READ)
+    _, text = scrape(stack)
+    assert sample(text, "counter_redis_reconnects_total") >= 1
+
+
+def test_metrics_are_not_public_and_nginx_figures_are_internal(stack):
+    public = stack.curl("GET", "/metrics", KEY_READ)
+    assert public.status == 404 and b"counter_http" not in public.body
+    assert stack.curl("GET", "/nginx_status", KEY_READ).status == 404
+    code, text = scrape(stack, "/nginx_status")
+    assert code == 200 and "Active connections" in text
+    assert scrape(stack, "/read")[0] == 404
