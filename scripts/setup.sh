@@ -9,8 +9,9 @@ need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-# Libraries (headers + pkg-config files), servers and clients the build and the tests use.
-for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind; do
+# Libraries (headers + pkg-config files), servers and clients the build and the tests use
+# (prometheus brings promtool, which checks and unit-tests the alert rules).
+for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind prometheus; do
   pkg_ok "$pkg" || need_apt+=("$pkg")
 done
 
@@ -21,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The packaged services must not hold the ports our own instances use.
-  for svc in redis-server nginx; do
+  for svc in redis-server nginx prometheus; do
     if have systemctl; then $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
     if have service; then $sudo service "$svc" stop >/dev/null 2>&1 || true; fi
   done
