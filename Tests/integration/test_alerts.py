@@ -1,6 +1,7 @@
-"""Alert rules (k8s/monitoring/prometheusrule.yaml): valid, unit-tested with promtool (each alert
-fires on a tripping series and stays quiet on a healthy one), and built only on metrics that the
-service really exports."""
+"""Alert rules (k8s/monitoring/prometheusrule.yaml) and the Grafana dashboard: valid, the rules
+unit-tested with promtool (each alert fires on a tripping series and stays quiet on a healthy one),
+and both built only on metrics that the service really exports."""
+import json
 import re
 import shutil
 import subprocess
@@ -40,7 +41,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(tmp):
     assert fired == alerts and quiet == alerts
 
 
-def test_rules_use_only_metrics_the_service_exports(start_stack, tmp):
+def test_rules_and_dashboard_use_only_metrics_the_service_exports(start_stack, tmp):
     stack = start_stack()
     stack.curl("POST", "/write", KEY_WRITE)
     stack.redis.kill()
@@ -57,10 +58,22 @@ def test_rules_use_only_metrics_the_service_exports(start_stack, tmp):
             used |= set(re.findall(r"\bcounter_[a-z_]+", rule["expr"]))
     assert used, "the rules use the service's metrics"
     assert used <= exported, used - exported
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert len(dashboard["panels"]) >= 6 and all(panel["targets"] for panel in dashboard["panels"])
+    on_dashboard = {name for expr in exprs for name in re.findall(r"\bcounter_[a-z_]+", expr)}
+    assert on_dashboard <= exported, on_dashboard - exported
+    # Requests, errors, latency, Redis health and saturation are all on it.
+    for needed in ("counter_http_requests_total", "counter_http_request_duration_seconds_bucket",
+                   "counter_redis_errors_total", "counter_redis_connected_workers", "counter_workers_busy"):
+        assert needed in on_dashboard, needed
 
 
 def test_monitoring_kustomization_renders():
     out = subprocess.run(["kubectl", "kustomize", str(MONITORING)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    doc = yaml.safe_load(out.stdout)
-    assert doc["kind"] == "PrometheusRule" and doc["metadata"]["namespace"] == "counter-api"
+    docs = {d["kind"]: d for d in yaml.safe_load_all(out.stdout) if d}
+    assert docs["PrometheusRule"]["metadata"]["namespace"] == "counter-api"
+    dashboard = docs["ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["dashboard.json"])["uid"] == "counter-api"
