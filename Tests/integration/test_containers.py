@@ -141,9 +141,11 @@ def test_checkov_has_no_failed_check(tmp, framework, target):
     assert sum(r["summary"]["passed"] for r in reports) > 50
 
 
-def test_hadolint_yamllint_compose_config():
+def test_hadolint_yamllint_actionlint_compose_config():
     run(TOOLS / "hadolint", *sorted((ROOT / "docker").glob("*Dockerfile")), ROOT / "docker/offline/swift.Containerfile")
-    run("yamllint", "-c", ROOT / ".yamllint.yaml", ROOT / "k8s", ROOT / "docker/compose.yaml")
+    run("yamllint", "-c", ROOT / ".yamllint.yaml", ROOT / "k8s", ROOT / "docker/compose.yaml", ROOT / ".github")
+    out = run(TOOLS / "actionlint", check=False)
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
     run("docker-compose", "-f", "compose.yaml", "config", "-q", cwd=ROOT / "docker", env={"SECRETS_DIR": "/nonexistent"})
 
 
@@ -364,3 +366,20 @@ def test_no_secret_in_manifests_images_or_repository():
     for needle in ("tk-admin-", "ck-admin-", "pk-admin-", "pw-Secret-1", "Zq9-secret-pw"):
         found = run("git", "grep", "-l", needle, "--", ".", ":!Tests", check=False).stdout
         assert found == "", f"{needle} in {found}"
+
+
+def test_workflow_ships_pinned_images_with_oidc_and_smoke_tests():
+    workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    jobs = workflow["jobs"]
+    assert "SKIP_CONTAINERS=1 make test" in jobs["test"]["steps"][-1]["run"]
+    deploy = jobs["deploy"]
+    assert deploy["permissions"]["id-token"] == "write", "OIDC, not static cloud keys"
+    text = (ROOT / ".github/workflows/ci.yml").read_text()
+    assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    steps = {s.get("name", s.get("uses")): s for s in deploy["steps"]}
+    rollout = steps["Deploy the exact images just built (by digest) and wait for the rollout"]
+    assert "@${{ needs.images.outputs.app }}" in rollout["env"]["APP_IMAGE"]
+    assert steps["Smoke test through the ingress"]["run"] == "scripts/deploy.sh test"
+    assert "secrets." not in json.dumps(jobs["test"]), "no secret in the job that does not need one"
+    dependabot = yaml.safe_load((ROOT / ".github/dependabot.yml").read_text())
+    assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"docker", "github-actions"}
