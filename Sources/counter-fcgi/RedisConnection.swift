@@ -27,38 +27,35 @@ enum RedisError: Error, Equatable {
 /// A Redis command with its arguments laid out once as C strings, so running it on the hot path
 /// costs no formatting and no allocation of ours (hiredis still builds its own output buffer).
 final class RedisCommand {
-    private let arguments: [UnsafeMutablePointer<CChar>]
-    private let lengths: [Int]
+    private let count: Int
+    // argv and argvlen exactly as redisCommandArgv takes them, built once: a command run on every
+    // request costs no allocation of ours.
+    private let argv: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    private let lengths: UnsafeMutablePointer<Int>
 
     /// The command name and arguments, binary safe (no NUL terminator is relied upon).
     init(_ words: [String]) {
-        var arguments: [UnsafeMutablePointer<CChar>] = []
-        var lengths: [Int] = []
-        for word in words {
+        count = words.count
+        argv = .allocate(capacity: words.count)
+        lengths = .allocate(capacity: words.count)
+        for (index, word) in words.enumerated() {
             let bytes = Array(word.utf8)
             let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            bytes.withUnsafeBufferPointer { source in
-                source.withMemoryRebound(to: CChar.self) { storage.initialize(from: $0.baseAddress!, count: bytes.count) }
-            }
+            for (offset, byte) in bytes.enumerated() { storage[offset] = CChar(bitPattern: byte) }
             storage[bytes.count] = 0
-            arguments.append(storage)
-            lengths.append(bytes.count)
+            (argv + index).initialize(to: UnsafePointer(storage))
+            (lengths + index).initialize(to: bytes.count)
         }
-        self.arguments = arguments
-        self.lengths = lengths
     }
 
     deinit {
-        for argument in arguments { argument.deallocate() }
+        for index in 0..<count { UnsafeMutablePointer(mutating: argv[index])?.deallocate() }
+        argv.deallocate()
+        lengths.deallocate()
     }
 
     fileprivate func withArgv<R>(_ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R) -> R {
-        var argv: [UnsafePointer<CChar>?] = arguments.map { UnsafePointer($0) }
-        return argv.withUnsafeMutableBufferPointer { argvBuffer in
-            lengths.withUnsafeBufferPointer { lengthBuffer in
-                body(Int32(arguments.count), argvBuffer.baseAddress!, lengthBuffer.baseAddress!)
-            }
-        }
+        body(Int32(count), argv, lengths)
     }
 }
 
