@@ -18,7 +18,8 @@
 # RATE_LIMIT_PER_KEY [50r/s] + _BURST [100], RATE_LIMIT_PER_ADDRESS [100r/s] + _BURST [200],
 # RATE_LIMIT_BAD_KEY [2r/s] + _BURST [10], FASTCGI_TIMEOUT [5s], CLIENT_TIMEOUT [10s],
 # REAL_IP_FROM [unset: trust no proxy] (CIDRs of proxies whose X-Forwarded-For is believed),
-# FASTCGI_PARAMS [/etc/nginx/fastcgi_params].
+# FASTCGI_PARAMS [/etc/nginx/fastcgi_params], EDGE_LOG_ADDRESS [unset: off] (loopback host:port on
+# which counter-fcgi counts the requests nginx answers itself; the same value for both).
 set -eu
 
 die() { echo "render: $*" >&2; exit 2; }
@@ -126,6 +127,12 @@ if [ -n "${REAL_IP_FROM:-}" ]; then
     done
     real_ip="${real_ip}real_ip_header X-Forwarded-For; real_ip_recursive on;"
 fi
+edge_log="# EDGE_LOG_ADDRESS unset: requests nginx answers itself are not counted."
+if [ -n "${EDGE_LOG_ADDRESS:-}" ]; then
+    printf '%s' "$EDGE_LOG_ADDRESS" | grep -Eq '^(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\]):[0-9]{1,5}$' \
+        || die "EDGE_LOG_ADDRESS must be a numeric loopback host:port such as 127.0.0.1:9146, not '$EDGE_LOG_ADDRESS'"
+    edge_log="access_log syslog:server=$EDGE_LOG_ADDRESS,nohostname,tag=counter_edge counter_edge if=\$edge_answered;"
+fi
 # As root (CI, a developer's root shell), workers would drop to nobody and could not reach the
 # 0660 socket owned by root; keep them as root there. Unprivileged (containers), it is moot.
 user_directive="# workers run as the user that starts nginx"
@@ -150,6 +157,7 @@ render() {
         -e "s|{{FASTCGI_TIMEOUT}}|$timeout|g" \
         -e "s|{{CLIENT_TIMEOUT}}|$client_timeout|g" \
         -e "s|{{REAL_IP}}|$(escape "$real_ip")|g" \
+        -e "s|{{EDGE_LOG}}|$(escape "$edge_log")|g" \
         -e "s|{{USER_DIRECTIVE}}|$(escape "$user_directive")|g" \
         -e "s|{{FASTCGI_PARAMS}}|$(escape "${FASTCGI_PARAMS:-/etc/nginx/fastcgi_params}")|g" \
         "$1" > "$2"

@@ -22,6 +22,8 @@ public struct Config: Sendable, Equatable {
     public var backlog: Int
     public var shutdownTimeoutMS: Int
     public var idempotencyTTLSeconds: Int
+    /// Where nginx sends one datagram per request it answers itself (`EDGE_LOG_ADDRESS`); nil: off.
+    public var edgeLogAddress: EdgeLogAddress?
     public var debug: Bool
 
     /// Worker threads when `FCGI_THREADS` is unset. Chosen by measurement behind nginx on two
@@ -93,6 +95,16 @@ public struct Config: Sendable, Equatable {
         idempotencyTTLSeconds = try source.integer(options?.idempotencyTTLSeconds, env: "IDEMPOTENCY_TTL_SECONDS",
                                                    flag: "--idempotency-ttl-seconds", in: 1...2_592_000, default: 86_400)
 
+        if let text = source.string(options?.edgeLogAddress, env: "EDGE_LOG_ADDRESS", flag: "--edge-log-address") {
+            do {
+                edgeLogAddress = try EdgeLogAddress(parsing: text)
+            } catch {
+                throw ConfigError(setting: source.last, value: text, reason: error.text)
+            }
+        } else {
+            edgeLogAddress = nil
+        }
+
         if let flag = options?.debug ?? nil {
             debug = flag
         } else if let text = environment["DEBUG"] {
@@ -154,6 +166,7 @@ public struct Config: Sendable, Equatable {
             "backlog": String(backlog),
             "shutdown_timeout_ms": String(shutdownTimeoutMS),
             "idempotency_ttl_seconds": String(idempotencyTTLSeconds),
+            "edge_log_address": edgeLogAddress?.description ?? "off",
             "debug": String(debug),
         ]
     }

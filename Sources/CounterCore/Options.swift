@@ -43,6 +43,9 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("idempotency-ttl-seconds"), help: "How long an Idempotency-Key's first response is kept (IDEMPOTENCY_TTL_SECONDS; default 86400).")
     public var idempotencyTTLSeconds: String?
 
+    @Option(name: .customLong("edge-log-address"), help: "Loopback host:port (UDP) on which nginx reports the requests it answers itself, counted in counter_edge_requests_total (EDGE_LOG_ADDRESS; default off).")
+    public var edgeLogAddress: String?
+
     @Flag(name: .customLong("debug"), inversion: .prefixedNo, help: "Debug logging, one line per request (DEBUG; default false).")
     public var debug: Bool?
 

@@ -34,6 +34,17 @@ final class FastCGIServer {
         Signals.prepare()
 
         let socket = try ListenSocket.open(config.listen, backlog: config.backlog)
+        var edgeLog: EdgeLogReceiver?
+        if let address = config.edgeLogAddress {
+            do {
+                edgeLog = try EdgeLogReceiver(address: address, logger: logger)
+                try edgeLog?.start()
+            } catch {
+                edgeLog?.stop()
+                socket.close()
+                throw error
+            }
+        }
         logger.info("counter-fcgi started", metadata: config.logSummary.mapValues { .string($0) })
 
         var workers: [WorkerThread] = []
@@ -48,6 +59,7 @@ final class FastCGIServer {
                 stopping.store(true, ordering: .sequentiallyConsistent)
                 socket.stopAccepting()
                 socket.close()
+                edgeLog?.stop()
                 throw error
             }
         }
@@ -65,6 +77,7 @@ final class FastCGIServer {
         }
         let unfinished = workers.count - finished.load(ordering: .acquiring)
         socket.close()
+        edgeLog?.stop()
         if unfinished > 0 {
             logger.warning("shutdown timed out", metadata: ["workers.unfinished": "\(unfinished)"])
         }

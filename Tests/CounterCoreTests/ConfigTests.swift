@@ -106,6 +106,14 @@ struct ConfigTests {
         Invalid([:], flags: ["--listen", "http://x"], "--listen"),
         Invalid([:], flags: ["--counter-key", ""], "--counter-key"),
         Invalid([:], flags: ["--redis-host", ""], "--redis-host"),
+        Invalid(["EDGE_LOG_ADDRESS": "9146"], "EDGE_LOG_ADDRESS"),
+        Invalid(["EDGE_LOG_ADDRESS": "0.0.0.0:9146"], "EDGE_LOG_ADDRESS"),
+        Invalid(["EDGE_LOG_ADDRESS": "10.0.0.1:9146"], "EDGE_LOG_ADDRESS"),
+        Invalid(["EDGE_LOG_ADDRESS": "localhost:9146"], "EDGE_LOG_ADDRESS"),
+        Invalid(["EDGE_LOG_ADDRESS": "127.0.0.256:9146"], "EDGE_LOG_ADDRESS"),
+        Invalid(["EDGE_LOG_ADDRESS": "127.0.0.1:0"], "EDGE_LOG_ADDRESS"),
+        Invalid(["EDGE_LOG_ADDRESS": "[::2]:9146"], "EDGE_LOG_ADDRESS"),
+        Invalid([:], flags: ["--edge-log-address", "127.0.0.1"], "--edge-log-address"),
     ])
     func invalidValuesNameTheSetting(_ entry: Invalid) throws {
         let options = try Options.parse(entry.flags)
@@ -115,6 +123,14 @@ struct ConfigTests {
             guard let error = error as? ConfigError else { return false }
             return error.setting == entry.setting && error.description.hasPrefix("invalid \(entry.setting)")
         }
+    }
+
+    @Test(arguments: ["127.0.0.1:9146", "127.1.2.3:1", "[::1]:65535"])
+    func edgeLogAddressesAreLoopbackOnly(_ text: String) throws {
+        let config = try Config(environment: ["EDGE_LOG_ADDRESS": text])
+        #expect(config.edgeLogAddress?.description == text)
+        #expect(config.logSummary["edge_log_address"] == text)
+        #expect(try Config(environment: [:]).edgeLogAddress == nil)
     }
 
     @Test func passwordFromFileForContainerSecrets() throws {

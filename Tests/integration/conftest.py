@@ -27,6 +27,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_udp():
+    with socket.socket(type=socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -355,11 +361,13 @@ def start_stack(tmp, redis, start_responder):
     made = []
 
     def start(nginx_env=None, responder_env=None):
-        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port)}
+        # nginx reports the requests it answers itself to counter-fcgi (counter_edge_requests_total).
+        edge = {"EDGE_LOG_ADDRESS": f"127.0.0.1:{free_port_udp()}"}
+        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), **edge}
         env.update(responder_env or {})
         responder = start_responder(env)
         tmp.chmod(0o755)
-        front = Nginx(tmp, responder.socket, nginx_env).start()
+        front = Nginx(tmp, responder.socket, {**edge, **(nginx_env or {})}).start()
         made.append(front)
         front.responder = responder
         front.redis = redis

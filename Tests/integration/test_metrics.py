@@ -1,6 +1,7 @@
 """Prometheus metrics: served only on nginx's internal metrics server, true to what happened."""
 import re
 import subprocess
+import time
 
 from conftest import KEY_READ, KEY_WRITE
 
@@ -19,6 +20,18 @@ def sample(text, name, **labels):
             if all(found.get(k) == v for k, v in labels.items()):
                 return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def wait_for_sample(stack, name, expected, timeout=5.0, **labels):
+    """The scrape once `name{labels}` reaches `expected`: datagrams are counted a moment after the answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, text = scrape(stack)
+        found = sample(text, name, **labels)
+        if found == expected or time.monotonic() > deadline:
+            assert found == expected, (found, expected)
+            return text
+        time.sleep(0.05)
 
 
 def test_metrics_count_requests_by_route_and_status(stack):
@@ -64,3 +77,27 @@ def test_metrics_are_not_public_and_nginx_figures_are_internal(stack):
     code, text = scrape(stack, "/nginx_status")
     assert code == 200 and "Active connections" in text
     assert scrape(stack, "/read")[0] == 404
+
+
+def test_requests_nginx_answers_itself_are_counted_at_the_edge(start_stack):
+    stack = start_stack({"RATE_LIMIT_PER_KEY": "1r/m", "RATE_LIMIT_PER_KEY_BURST": "2"})
+    statuses = [status for status, _ in stack.parallel("GET", "/read", KEY_READ, 40, parallel=8)]
+    limited = statuses.count(429)
+    assert statuses.count(200) == 3 and limited == 37, statuses  # the burst of 2, then 1 per minute
+    assert stack.curl("GET", "/read").status == 401
+    assert stack.curl("GET", "/read", "tk-unknown-key-0000000000").status == 403
+    assert stack.curl("GET", "/nope", KEY_READ).status == 404
+    assert stack.curl("DELETE", "/write", KEY_WRITE).status == 405
+    assert stack.curl("GET", "/read", host="elsewhere.example").status is None  # 444: closed unanswered
+    text = wait_for_sample(stack, "counter_edge_requests_total", 37, route="/read", status="429")
+    assert sample(text, "counter_edge_requests_total", route="/read", status="401") == 1
+    assert sample(text, "counter_edge_requests_total", route="/read", status="403") == 1
+    assert sample(text, "counter_edge_requests_total", route="other", status="404") == 1
+    assert sample(text, "counter_edge_requests_total", route="/write", status="405") == 1
+    assert sample(text, "counter_edge_requests_total", route="/read", status="444") == 1
+    # What counter-fcgi answered is counted once, by counter-fcgi, not again at the edge.
+    assert sample(text, "counter_edge_requests_total", route="/read", status="200") is None
+    assert sample(text, "counter_http_requests_total", route="/read", status="200") == 3
+    assert sample(text, "counter_edge_log_invalid_total") == 0
+    assert sample(text, "counter_edge_log_dropped_total") == 0
+    assert "syslog" not in stack.error_log.read_text()
