@@ -1,5 +1,7 @@
 """Prometheus metrics: served only on nginx's internal metrics server, true to what happened."""
 import re
+import signal
+import socket
 import subprocess
 import time
 
@@ -101,3 +103,63 @@ def test_requests_nginx_answers_itself_are_counted_at_the_edge(start_stack):
     assert sample(text, "counter_edge_log_invalid_total") == 0
     assert sample(text, "counter_edge_log_dropped_total") == 0
     assert "syslog" not in stack.error_log.read_text()
+
+
+def edge_port(stack):
+    return int(stack.responder.env["EDGE_LOG_ADDRESS"].rsplit(":", 1)[1])
+
+
+def test_stray_datagrams_are_counted_as_invalid_and_invent_no_labels(stack):
+    junk = [b"", b"\xff" * 600, b"route=/admin status=429", b"route=/read status=999",
+            b"<190>Nov 29 16:00:54 counter_edge: route=/read status=42", b"x" * 65000]
+    with socket.socket(type=socket.SOCK_DGRAM) as s:
+        for payload in junk:
+            s.sendto(payload, ("127.0.0.1", edge_port(stack)))
+    text = wait_for_sample(stack, "counter_edge_log_invalid_total", len(junk))
+    assert "counter_edge_requests_total{" not in text
+    assert "/admin" not in text and 'status="999"' not in text
+    assert stack.curl("GET", "/read", KEY_READ).status == 200
+
+
+def test_gateway_errors_are_counted_at_the_edge_and_counting_survives_a_restart(start_stack, start_responder):
+    stack = start_stack({"FASTCGI_TIMEOUT": "1s"})
+    # counter-fcgi frozen: nginx answers 504 itself; the datagram waits in the socket buffer.
+    stack.responder.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert stack.curl("GET", "/read", KEY_READ).status == 504
+    finally:
+        stack.responder.proc.send_signal(signal.SIGCONT)
+    wait_for_sample(stack, "counter_edge_requests_total", 1, route="/read", status="504")
+    # Restarted on the same address: nginx's UDP socket finds the new process without a reload.
+    stack.responder.stop()
+    stack.responder.socket.unlink(missing_ok=True)
+    assert stack.curl("GET", "/read", KEY_READ).status == 502  # nobody to count this one
+    start_responder(dict(stack.responder.env))
+    # nginx's next send reports the refusal of the one above (ICMP port unreachable) and loses
+    # its own line; nginx reconnects at once, and from then on every line arrives.
+    assert stack.curl("GET", "/read", "tk-unknown-key-0000000000").status == 403
+    time.sleep(0.3)
+    _, text = scrape(stack)
+    first = sample(text, "counter_edge_requests_total", route="/read", status="403") or 0
+    assert first in (0, 1)
+    for _ in range(3):
+        assert stack.curl("GET", "/read", "tk-unknown-key-0000000000").status == 403
+    text = wait_for_sample(stack, "counter_edge_requests_total", first + 3, route="/read", status="403")
+    assert sample(text, "counter_edge_log_dropped_total") == 0
+
+
+def test_under_a_429_flood_every_refusal_is_counted_or_shown_as_dropped(start_stack):
+    stack = start_stack({"RATE_LIMIT_PER_KEY": "1r/m", "RATE_LIMIT_PER_KEY_BURST": "1"})
+    statuses = [status for status, _ in stack.parallel("GET", "/read", KEY_READ, 1500, parallel=32)]
+    limited = statuses.count(429)
+    assert limited >= 1490 and statuses.count(200) + limited == 1500, set(statuses)
+    deadline = time.monotonic() + 5
+    while True:
+        _, text = scrape(stack)
+        counted = sample(text, "counter_edge_requests_total", route="/read", status="429") or 0
+        dropped = sample(text, "counter_edge_log_dropped_total")
+        if counted + dropped == limited or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert counted + dropped == limited, (counted, dropped, limited)
+    assert dropped <= limited * 0.01, "a loopback socket with a receive buffer keeps up"

@@ -31,6 +31,15 @@ def test_rendered_config_passes_nginx_t(tmp):
     assert "syntax is ok" in out.stderr
     keys = (tmp / "nginx" / "keys.conf").read_text()
     assert KEY_ADMIN in keys and "writer" in keys
+    assert "syslog" not in (tmp / "nginx" / "counter-api.conf").read_text(), "the edge log is off unless asked for"
+
+
+def test_edge_log_renders_only_when_asked_for(tmp):
+    front = Nginx(tmp, tmp / "fcgi.sock", {"EDGE_LOG_ADDRESS": "[::1]:9146"})
+    front.render()
+    assert front.check().returncode == 0
+    conf = (tmp / "nginx" / "counter-api.conf").read_text()
+    assert "access_log syslog:server=[::1]:9146,nohostname,tag=counter_edge counter_edge if=$edge_answered;" in conf
 
 
 @pytest.mark.parametrize("env,message", [
@@ -42,6 +51,10 @@ def test_rendered_config_passes_nginx_t(tmp):
     ({"FCGI_LISTEN": "tcp:127.0.0.1:9000"}, "FCGI_LISTEN must be unix:"),
     ({"RATE_LIMIT_PER_KEY": "fast"}, "RATE_LIMIT_PER_KEY must look like"),
     ({"REAL_IP_FROM": "10.0.0.0/8; evil"}, "REAL_IP_FROM"),
+    ({"RATE_LIMIT_PER_KEY_BURST": "0"}, "RATE_LIMIT_PER_KEY_BURST must be a whole number from 1"),
+    ({"RATE_LIMIT_BAD_KEY_BURST": "-3"}, "RATE_LIMIT_BAD_KEY_BURST must be"),
+    ({"EDGE_LOG_ADDRESS": "10.0.0.5:9146"}, "EDGE_LOG_ADDRESS must be a numeric loopback"),
+    ({"EDGE_LOG_ADDRESS": "127.0.0.1:9146,tag=x"}, "EDGE_LOG_ADDRESS must be"),
 ])
 def test_render_rejects_bad_settings(tmp, env, message):
     front = Nginx(tmp, tmp / "fcgi.sock", env)
