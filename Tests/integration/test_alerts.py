@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import yaml
 
@@ -25,14 +26,15 @@ def rules_file(tmp):
 def test_rules_pass_promtool_check_and_unit_tests(tmp):
     rules_file(tmp)
     check = subprocess.run([PROMTOOL, "check", "rules", str(tmp / "rules.yaml")], capture_output=True, text=True)
-    assert check.returncode == 0 and "SUCCESS: 6 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 10 rules found" in check.stdout, check.stdout + check.stderr
     test = subprocess.run([PROMTOOL, "test", "rules", str(tmp / "alerts-test.yaml")], capture_output=True, text=True)
     assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case(tmp):
     groups = rules_file(tmp)
-    alerts = {r["alert"] for g in groups for r in g["rules"]}
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+    assert len(alerts) == 7
     cases = yaml.safe_load((MONITORING / "alerts-test.yaml").read_text())["tests"]
     fired, quiet = set(), set()
     for case in cases:
@@ -49,15 +51,26 @@ def test_rules_and_dashboard_use_only_metrics_the_service_exports(start_stack, t
     stack.redis.start()
     for _ in range(20):
         stack.curl("POST", "/write", KEY_WRITE)
-    scrape = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{stack.metrics_port}/metrics"],
-                            capture_output=True, text=True, timeout=10).stdout
+    assert stack.curl("POST", "/write").status == 401  # answered by nginx: an edge line
+    deadline = time.monotonic() + 5
+    while True:
+        scrape = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{stack.metrics_port}/metrics"],
+                                capture_output=True, text=True, timeout=10).stdout
+        if "counter_edge_requests_total{" in scrape or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     exported = {line.split("{")[0].split(" ")[0] for line in scrape.splitlines() if line and not line.startswith("#")}
-    used = set()
-    for group in rules_file(tmp):
+    groups = rules_file(tmp)
+    recorded = {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
+    used, used_records = set(), set()
+    for group in groups:
         for rule in group["rules"]:
-            used |= set(re.findall(r"\bcounter_[a-z_]+", rule["expr"]))
-    assert used, "the rules use the service's metrics"
+            names = set(re.findall(r"\b[a-z_]+(?::[a-z0-9_]+)+|\bcounter_[a-z_]+", rule["expr"]))
+            used |= {n for n in names if ":" not in n}
+            used_records |= {n for n in names if ":" in n}
+    assert {"counter_http_requests_total", "counter_edge_requests_total"} <= used, "the rules use the service's metrics"
     assert used <= exported, used - exported
+    assert used_records and used_records <= recorded, used_records - recorded
     dashboard = json.loads((MONITORING / "dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(dashboard["panels"]) >= 6 and all(panel["targets"] for panel in dashboard["panels"])
@@ -65,7 +78,8 @@ def test_rules_and_dashboard_use_only_metrics_the_service_exports(start_stack, t
     assert on_dashboard <= exported, on_dashboard - exported
     # Requests, errors, latency, Redis health and saturation are all on it.
     for needed in ("counter_http_requests_total", "counter_http_request_duration_seconds_bucket",
-                   "counter_redis_errors_total", "counter_redis_connected_workers", "counter_workers_busy"):
+                   "counter_redis_errors_total", "counter_redis_connected_workers", "counter_workers_busy",
+                   "counter_edge_requests_total"):
         assert needed in on_dashboard, needed
 
 
