@@ -51,6 +51,8 @@ else
 fi
 
 export FCGI_LISTEN="${FCGI_LISTEN:-unix:$state/counter-fcgi.sock}"
+# nginx reports the requests it answers itself (429s...) here; counter-fcgi counts them.
+export EDGE_LOG_ADDRESS="${EDGE_LOG_ADDRESS:-127.0.0.1:9146}"
 "$bin" &
 pids+=($!)
 sock="${FCGI_LISTEN#unix:}"

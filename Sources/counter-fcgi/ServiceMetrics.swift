@@ -10,7 +10,9 @@ import struct Prometheus.PrometheusMetricsFactory
 /// Names: `counter_http_requests_total{route,status}`, `counter_http_request_duration_seconds{route}`
 /// (histogram), `counter_workers_busy`, `counter_worker_threads`, `counter_redis_connected_workers`,
 /// `counter_redis_errors_total{kind}`, `counter_redis_reconnects_total`,
-/// `counter_idempotent_replays_total`, `counter_build_info{version}`.
+/// `counter_idempotent_replays_total`, `counter_build_info{version}`; and what nginx answered
+/// itself, from its edge log (``EdgeLogReceiver``): `counter_edge_requests_total{route,status}`,
+/// `counter_edge_log_dropped_total`, `counter_edge_log_invalid_total`.
 final class ServiceMetrics {
     /// The version reported in `counter_build_info`.
     static let version = "1.0.0"

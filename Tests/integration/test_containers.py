@@ -303,6 +303,31 @@ def test_pod_serves_through_its_nginx_sidecar_and_survives_redis_restart(pod):
     assert json.loads(http(port, "GET", "/read", reader, "counter.example.com")[1])["value"] == value + 1
 
 
+def pod_metrics():
+    """counter-fcgi's metrics from inside the pod, through nginx's internal port (no curl in the image)."""
+    script = ("exec 3<>/dev/tcp/127.0.0.1/9145 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3"
+              " && cat <&3")
+    return run("podman", "exec", "counter-api-pod-0-nginx", "bash", "-c", script).stdout
+
+
+def edge_count(text, route, status):
+    for line in text.splitlines():
+        if line.startswith("counter_edge_requests_total{") and f'route="{route}"' in line and f'status="{status}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def test_pod_counts_what_its_nginx_refuses(pod):
+    port = pod["port"]
+    text = pod_metrics()
+    assert "counter_http_requests_total{" in text, "metrics are served inside the pod on 9145"
+    before = edge_count(text, "/read", 401)
+    for _ in range(3):
+        assert http(port, "GET", "/read", host="counter.example.com")[0] == 401
+    wait_for(lambda: edge_count(pod_metrics(), "/read", 401) == before + 3, timeout=10,
+             what="the pod's counter-fcgi to count nginx's 401s")
+
+
 def test_pod_containers_are_non_root_with_read_only_root(pod):
     for container, uid in (("nginx", "10002"), ("counter-fcgi", "10001")):
         name = f"counter-api-pod-0-{container}"
