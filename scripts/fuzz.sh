@@ -2,7 +2,7 @@
 # Fuzzes counter-fcgi's request handling with libFuzzer (Swift's -sanitize=fuzzer, plus
 # AddressSanitizer) for a bounded time: the router, error mapping and body encoding over random
 # methods, paths, Content-Lengths, Idempotency-Keys, stored values and store failures, and the small
-# parsers (counter values, idempotency keys, timestamps, records). Seeds: Tests/fuzz/corpus
+# parsers (counter values, idempotency keys, timestamps, records, nginx's edge log lines). Seeds: Tests/fuzz/corpus
 # (committed); new inputs go to .build-fuzz/corpus. Exits non-zero on any crash or broken invariant.
 #   scripts/fuzz.sh [seconds, default 60]
 set -euo pipefail
@@ -11,10 +11,11 @@ secs=${1:-60}
 out=.build-fuzz
 mkdir -p "$out/corpus" "$out/crashes"
 # The routing sources only: no FastCGI, no Redis, no argument parsing, no logging.
-sources=(Router Response APIError JSONObject CounterStore MemoryCounterStore CounterValue IdempotencyKey Timestamp)
+sources=(Router Response APIError JSONObject CounterStore MemoryCounterStore CounterValue IdempotencyKey Timestamp EdgeLogLine)
 files=()
 for name in "${sources[@]}"; do files+=("Sources/CounterCore/$name.swift"); done
 echo "fuzz: building (swiftc -sanitize=fuzzer,address)" >&2
+rm -f "$out/fuzz-requests"  # never run a binary left from an earlier build
 swiftc -swift-version 6 -parse-as-library -O -sanitize=fuzzer,address -module-name CounterFuzz \
   Tests/fuzz/FuzzRequests.swift "${files[@]}" -o "$out/fuzz-requests" 2>&1 | grep -v 'Cannot export local symbol' >&2 || true
 [ -x "$out/fuzz-requests" ] || { echo "fuzz: build failed" >&2; exit 2; }

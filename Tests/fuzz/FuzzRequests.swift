@@ -53,5 +53,10 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let (operation, outcome) = WriteOutcome.parse(record: text) {
         precondition(outcome.record(of: operation) == text, "record round trip")
     }
+    // Any datagram on the edge log port: only known labels ever come out.
+    if let line = EdgeLogLine(datagram: bytes) {
+        precondition(line.route == EdgeLogLine.otherRoute || Route(rawValue: line.route) != nil, "edge route label")
+        precondition((100...599).contains(line.status), "edge status label")
+    }
     return 0
 }
