@@ -163,3 +163,26 @@ def test_under_a_429_flood_every_refusal_is_counted_or_shown_as_dropped(start_st
         time.sleep(0.05)
     assert counted + dropped == limited, (counted, dropped, limited)
     assert dropped <= limited * 0.01, "a loopback socket with a receive buffer keeps up"
+
+
+def test_datagrams_the_kernel_drops_are_counted_as_dropped(stack):
+    # counter-fcgi frozen while far more lines arrive than its receive buffer holds.
+    line = b"<190>Nov 29 16:00:54 counter_edge: route=/read status=429"
+    sent = 40000
+    stack.responder.proc.send_signal(signal.SIGSTOP)
+    try:
+        with socket.socket(type=socket.SOCK_DGRAM) as s:
+            for _ in range(sent):
+                s.sendto(line, ("127.0.0.1", edge_port(stack)))
+    finally:
+        stack.responder.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while True:
+        _, text = scrape(stack)
+        counted = sample(text, "counter_edge_requests_total", route="/read", status="429") or 0
+        dropped = sample(text, "counter_edge_log_dropped_total")
+        if counted + dropped == sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert counted + dropped == sent, (counted, dropped)
+    assert counted > 0 and dropped > 0, (counted, dropped)

@@ -21,6 +21,7 @@ def run_binary(args=(), env=None, timeout=10):
     ({"DEBUG": "perhaps"}, [], "DEBUG"),
     ({"REDIS_USERNAME": "u"}, [], "REDIS_USERNAME"),
     ({}, ["--redis-timeout-ms", "0"], "--redis-timeout-ms"),
+    ({"EDGE_LOG_ADDRESS": "0.0.0.0:9146"}, [], "EDGE_LOG_ADDRESS"),
 ])
 def test_invalid_setting_stops_with_one_clear_line(env, args, setting):
     out = run_binary(args, env)
@@ -41,7 +42,7 @@ def test_help_documents_every_setting():
     assert out.returncode == 0
     for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD", "REDIS_USERNAME", "COUNTER_KEY",
                  "FCGI_LISTEN", "FCGI_THREADS", "FCGI_BACKLOG", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_TIMEOUT_MS",
-                 "SHUTDOWN_TIMEOUT_MS", "DEBUG"):
+                 "SHUTDOWN_TIMEOUT_MS", "IDEMPOTENCY_TTL_SECONDS", "EDGE_LOG_ADDRESS", "DEBUG"):
         assert name in out.stdout, name
 
 
@@ -64,6 +65,16 @@ def test_live_socket_is_not_stolen(responder, redis):
     assert out.returncode == 1
     assert "another process is serving" in out.stderr
     assert responder.request("GET", "/read").status == 200, "the first instance keeps its socket"
+
+
+def test_edge_log_port_in_use_stops_with_a_clear_line_and_frees_the_socket(tmp):
+    with socket.socket(type=socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        out = run_binary([], {"FCGI_LISTEN": f"unix:{tmp / 'fcgi.sock'}", "EDGE_LOG_ADDRESS": f"127.0.0.1:{port}"})
+    assert out.returncode == 1
+    assert f"cannot bind edge log address udp:127.0.0.1:{port}" in out.stderr
+    assert not (tmp / "fcgi.sock").exists(), "the FastCGI socket made before is removed"
 
 
 def test_path_that_is_not_a_socket_is_refused(tmp):
