@@ -103,7 +103,7 @@ fcgi=${FCGI_LISTEN:-unix:${XDG_RUNTIME_DIR:-/tmp}/counter-fcgi.sock}
 case $fcgi in unix:/*) socket=${fcgi#unix:} ;; *) die "FCGI_LISTEN must be unix:/absolute/path for nginx, not '$fcgi'" ;; esac
 state=${NGINX_STATE_DIR:-$out/state}
 check_rate() { printf '%s' "$2" | grep -Eq '^[0-9]+r/[sm]$' || die "$1 must look like 50r/s or 600r/m, not '$2'"; }
-# nginx refuses burst=0 (no burst is written as a burst of 1).
+# nginx refuses burst=0: a burst of 1 is the smallest.
 check_count() { printf '%s' "$2" | grep -Eq '^[1-9][0-9]{0,5}$' || die "$1 must be a whole number from 1 to 999999, not '$2'"; }
 rate_key=${RATE_LIMIT_PER_KEY:-50r/s};          check_rate RATE_LIMIT_PER_KEY "$rate_key"
 burst_key=${RATE_LIMIT_PER_KEY_BURST:-100};     check_count RATE_LIMIT_PER_KEY_BURST "$burst_key"
