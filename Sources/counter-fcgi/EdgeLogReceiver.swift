@@ -82,10 +82,15 @@ final class EdgeLogReceiver {
         var sinceDropCheck = 0
         // One byte more than a valid line may have, so an overlong datagram shows as one.
         var buffer = [UInt8](repeating: 0, count: EdgeLogLine.maxDatagramBytes + 1)
+        // After a datagram, the queue is drained without blocking; once it is empty the thread
+        // naps for 2 ms before blocking again. Under a flood of refusals it then wakes a few
+        // hundred times a second instead of once per datagram; the receive buffer holds far
+        // more than a nap's worth of lines.
+        var flags: Int32 = 0
         while !stopping.load(ordering: .relaxed) {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            // The kernel's drop count, when idle and every 256 datagrams: cheap, and current
-            // enough for a counter scraped every few seconds.
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, flags) }
+            // The kernel's drop count, whenever the queue is empty and every 256 datagrams:
+            // cheap, and current enough for a counter scraped every few seconds.
             sinceDropCheck += 1
             if count < 0 || sinceDropCheck >= 256 {
                 sinceDropCheck = 0
@@ -96,11 +101,19 @@ final class EdgeLogReceiver {
             }
             if count < 0 {
                 let error = errno
-                if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { continue }
+                if error == EAGAIN || error == EWOULDBLOCK {
+                    if flags != 0 {
+                        flags = 0
+                        usleep(2_000)
+                    }
+                    continue
+                }
+                if error == EINTR { continue }
                 logger.error("edge log receive failed", metadata: ["error": "\(String(cString: strerror(error)))"])
                 usleep(100_000)
                 continue
             }
+            flags = Int32(MSG_DONTWAIT)
             if let line = EdgeLogLine(datagram: buffer[..<count]) {
                 counters.record(line)
             } else {
