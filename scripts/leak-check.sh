@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the debug counter-fcgi under valgrind's memcheck while it serves every kind of request
-# (reads, writes, idempotent writes and replays, errors, a Redis outage and its recovery), then
+# (reads, writes, idempotent writes and replays, errors, a Redis outage and its recovery) and
+# receives nginx's edge log lines (valid and not), then
 # stops it with SIGTERM and prints valgrind's leak summary. Exits 1 on any definite leak.
 #   scripts/leak-check.sh [requests per kind, default 40]
 set -euo pipefail
@@ -26,8 +27,9 @@ start_redis() {
 start_redis
 pids+=("$redis_pid")
 
+eport=$(python3 -c 'import socket;s=socket.socket(type=socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$dir/fcgi.sock" FCGI_THREADS=2 \
-  REDIS_TIMEOUT_MS=2000 DEBUG=true \
+  REDIS_TIMEOUT_MS=2000 DEBUG=true EDGE_LOG_ADDRESS="127.0.0.1:$eport" \
   valgrind --suppressions=scripts/valgrind-swift.supp --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --error-exitcode=3 \
   --log-file="$dir/valgrind.log" "$bin" 2>"$dir/app.log" &
 app=$!
@@ -43,6 +45,25 @@ for i in $(seq "$per_kind"); do
   req POST /write "HTTP_IDEMPOTENCY_KEY=\"k$i\""; req POST /write "HTTP_IDEMPOTENCY_KEY=\"k$i\""
   req POST /write HTTP_IDEMPOTENCY_KEY=bad; req POST /write CONTENT_LENGTH=99999
 done
+# nginx's edge log lines, valid and not, to the edge log receiver.
+python3 - "$eport" "$per_kind" <<'PY'
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+with socket.socket(type=socket.SOCK_DGRAM) as s:
+    for i in range(count):
+        for line in (b"<190>Nov 29 16:00:54 counter_edge: route=/read status=429",
+                     b"<190>Nov 29 16:00:54 counter_edge: route=other status=%d" % (400 + i % 100),
+                     b"route=/nope status=429", b"\xff" * 600):
+            s.sendto(line, ("127.0.0.1", port))
+PY
+edge_counted=0
+for _ in $(seq 50); do
+  edge_counted=$(env -i REQUEST_METHOD=GET DOCUMENT_URI=/metrics cgi-fcgi -bind -connect "$dir/fcgi.sock" \
+    | awk '/^counter_edge_requests_total[{].*route="\/read".*status="429"/ { print $2 + 0 }')
+  [ "${edge_counted:-0}" = "$per_kind" ] && break
+  sleep 0.2
+done
+[ "${edge_counted:-0}" = "$per_kind" ] || { echo "leak-check: the edge log receiver counted ${edge_counted:-0} of $per_kind lines" >&2; exit 2; }
 redis-cli -p "$rport" set api_counter oops >/dev/null
 for _ in $(seq "$per_kind"); do req GET /read; req POST /write; done
 redis-cli -p "$rport" set api_counter 0 >/dev/null
