@@ -12,7 +12,7 @@
 # SHA-256 fingerprint); the key itself goes only into OUT_DIR/keys.conf (mode 0600 when root).
 #
 # Settings (defaults in brackets): PORT [8080], NGINX_LISTEN [127.0.0.1:$PORT],
-# METRICS_LISTEN [127.0.0.1:9145] (internal: /metrics of counter-fcgi, /nginx_status),
+# METRICS_LISTEN [127.0.0.1:9145] (internal: /metrics of counter-fcgi and nginx, /nginx_status),
 # SERVER_NAMES [localhost 127.0.0.1], FCGI_LISTEN [unix:$XDG_RUNTIME_DIR or /tmp/counter-fcgi.sock],
 # NGINX_STATE_DIR [OUT_DIR/state], ACCESS_LOG [/dev/stdout], WORKER_PROCESSES [1],
 # RATE_LIMIT_PER_KEY [50r/s] + _BURST [100], RATE_LIMIT_PER_ADDRESS [100r/s] + _BURST [200],

@@ -74,12 +74,12 @@ def test_rules_and_dashboard_use_only_metrics_the_service_exports(start_stack, t
     dashboard = json.loads((MONITORING / "dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(dashboard["panels"]) >= 6 and all(panel["targets"] for panel in dashboard["panels"])
-    on_dashboard = {name for expr in exprs for name in re.findall(r"\bcounter_[a-z_]+", expr)}
+    on_dashboard = {name for expr in exprs for name in re.findall(r"\b(?:counter|nginx)_[a-z_]+", expr)}
     assert on_dashboard <= exported, on_dashboard - exported
     # Requests, errors, latency, Redis health and saturation are all on it.
     for needed in ("counter_http_requests_total", "counter_http_request_duration_seconds_bucket",
                    "counter_redis_errors_total", "counter_redis_connected_workers", "counter_workers_busy",
-                   "counter_edge_requests_total"):
+                   "counter_edge_requests_total", "nginx_connections"):
         assert needed in on_dashboard, needed
 
 

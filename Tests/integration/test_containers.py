@@ -317,10 +317,11 @@ def edge_count(text, route, status):
     return 0
 
 
-def test_pod_counts_what_its_nginx_refuses(pod):
+def test_pod_metrics_have_nginx_figures_and_count_what_nginx_refuses(pod):
     port = pod["port"]
     text = pod_metrics()
     assert "counter_http_requests_total{" in text, "metrics are served inside the pod on 9145"
+    assert 'nginx_connections{state="active"}' in text, "with nginx's own figures appended"
     before = edge_count(text, "/read", 401)
     for _ in range(3):
         assert http(port, "GET", "/read", host="counter.example.com")[0] == 401

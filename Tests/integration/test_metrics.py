@@ -183,3 +183,20 @@ def test_datagrams_the_kernel_drops_are_counted_as_dropped(stack):
         stack.responder.proc.send_signal(signal.SIGCONT)
     counted, dropped = edge_429s_accounted(stack, sent)
     assert counted > 0 and dropped > 0, (counted, dropped)
+
+
+def test_nginx_connection_figures_come_with_the_scrape(stack):
+    code, text = scrape(stack)
+    assert code == 200
+    assert sample(text, "nginx_connections", state="active") >= 1, "the scrape itself is a connection"
+    for state in ("reading", "writing", "waiting"):
+        assert sample(text, "nginx_connections", state=state) is not None, state
+    assert text.index("counter_http_requests_total") < text.index("nginx_connections"), "appended after counter-fcgi's"
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert "error while linting" not in (check.stdout + check.stderr), check.stdout + check.stderr
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(names) == len(set(names)), "every metric family once"
+    # While counter-fcgi is down the scrape fails as a whole: nothing appended to an error.
+    stack.responder.stop()
+    code, text = scrape(stack)
+    assert code == 502 and "nginx_connections" not in text
