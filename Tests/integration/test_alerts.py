@@ -88,6 +88,24 @@ def test_monitoring_kustomization_renders():
     assert out.returncode == 0, out.stderr
     docs = {d["kind"]: d for d in yaml.safe_load_all(out.stdout) if d}
     assert docs["PrometheusRule"]["metadata"]["namespace"] == "counter-api"
+    # The PodMonitor scrapes what the Deployment serves, under the job the rules name.
+    monitor = docs["PodMonitor"]
+    assert monitor["metadata"]["namespace"] == "counter-api"
+    app = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(ROOT / "k8s")],
+                         capture_output=True, text=True)
+    assert app.returncode == 0, app.stderr
+    deployment = next(d for d in yaml.safe_load_all(app.stdout)
+                      if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "counter-api")
+    template = deployment["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert labels[monitor["spec"]["jobLabel"]] == "counter-api"
+    rules = (MONITORING / "prometheusrule.yaml").read_text()
+    assert 'job="counter-api"' in rules
+    endpoint, = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    assert ports[endpoint["port"]] == 9145 and endpoint["path"] == template["metadata"]["annotations"]["prometheus.io/path"]
+    assert str(ports[endpoint["port"]]) == template["metadata"]["annotations"]["prometheus.io/port"]
     dashboard = docs["ConfigMap"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["dashboard.json"])["uid"] == "counter-api"
