@@ -2,7 +2,8 @@
 # shellcheck disable=SC2034 # bin and dir are used by the scripts that source this file
 # Shared by the bench scripts (sourced, not run): builds the release binary, makes a temp dir,
 # and stops every process recorded in `pids` (by PID, newest first) when the script exits.
-# Sets: bin, dir, pids. Defines: free_port, start_redis (sets rport), wait_http URL KEY.
+# Sets: bin, dir, pids. Defines: free_port, start_redis (sets rport), start_responder [NAME=VALUE...]
+# (sets fcgi_pid), wait_http URL KEY.
 
 scripts/setup.sh
 swift build -c release --product counter-fcgi >&2
@@ -28,6 +29,20 @@ start_redis() {
   pids+=($!)
   for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
   echo "bench: redis-server did not start" >&2
+  return 1
+}
+
+# counter-fcgi on $dir/fcgi.sock over that Redis, with extra settings as NAME=VALUE arguments; a
+# responder started earlier by this function is stopped first (thread sweeps restart it).
+fcgi_pid=""
+# shellcheck disable=SC2120 # the settings are optional
+start_responder() {
+  if [ -n "$fcgi_pid" ]; then kill -TERM "$fcgi_pid"; wait "$fcgi_pid" 2>/dev/null || true; fi
+  env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$dir/fcgi.sock" "$@" "$bin" 2>>"$dir/counter-fcgi.log" &
+  fcgi_pid=$!
+  pids+=("$fcgi_pid")
+  for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && return 0; sleep 0.05; done
+  echo "bench: counter-fcgi did not start; see $dir/counter-fcgi.log" >&2
   return 1
 }
 

@@ -18,9 +18,7 @@ BENCH_NAME=edgelog
 . bench/common.sh
 start_redis
 edge="127.0.0.1:$(python3 -c 'import socket;s=socket.socket(type=socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
-REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" EDGE_LOG_ADDRESS=$edge "$bin" 2>"$dir/counter-fcgi.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done
+start_responder EDGE_LOG_ADDRESS="$edge"
 
 metrics_port=$(free_port)
 scrape() {  # NAME [LABEL_FILTER]: the value of one series in counter-fcgi's metrics, 0 if absent

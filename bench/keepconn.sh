@@ -17,9 +17,7 @@ BENCH_NAME=keepconn
 # shellcheck source=bench/common.sh
 . bench/common.sh
 start_redis
-REDIS_HOST=127.0.0.1 REDIS_PORT=$rport FCGI_LISTEN="unix:$dir/fcgi.sock" "$bin" 2>"$dir/counter-fcgi.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done
+start_responder
 
 for variant in shipped keepconn; do
   port=$(free_port)

@@ -27,16 +27,7 @@ our_key=bench-key-0123456789abcdef    # ours needs at least 16 characters
 . bench/common.sh
 start_redis
 
-fcgi_pid=""
-start_responder() {
-  [ -n "$fcgi_pid" ] && { kill -TERM "$fcgi_pid"; wait "$fcgi_pid" 2>/dev/null || true; }
-  env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$dir/fcgi.sock" ${1:+FCGI_THREADS=$1} \
-    "$bin" 2>>"$dir/counter-fcgi.log" &
-  fcgi_pid=$!
-  pids+=("$fcgi_pid")
-  for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done
-}
-start_responder "${FCGI_THREADS:-}"
+start_responder ${FCGI_THREADS:+FCGI_THREADS=$FCGI_THREADS}
 
 ours_port=$(free_port)
 PORT=$ours_port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$our_key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access.log" \
@@ -144,7 +135,7 @@ if [ -n "${THREAD_SWEEP:-}" ]; then
   base=""
   [ "$have_c" = 1 ] && base=$(field rps "$(run "$cfront_port" GET /read 64)")
   for n in $THREAD_SWEEP; do
-    start_responder "$n"
+    start_responder FCGI_THREADS="$n"
     wait_http "http://127.0.0.1:$ours_port/read" "$our_key"
     res=$(run "$ours_port" GET /read 64)
     o=$(field rps "$res")

@@ -12,10 +12,7 @@ BENCH_NAME=soak
 . bench/common.sh
 start_redis
 
-env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$dir/fcgi.sock" "$bin" 2>"$dir/counter-fcgi.log" &
-app=$!
-pids+=("$app")
-for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.05; done
+start_responder
 port=$(free_port)
 PORT=$port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access.log" \
   RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx" 2>/dev/null
@@ -23,7 +20,7 @@ nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2>"$dir/nginx.
 pids+=($!)
 wait_http "http://127.0.0.1:$port/read" "$key" || { echo "soak: stack did not start" >&2; exit 1; }
 
-rss() { awk '/VmRSS/ {print $2}' "/proc/$app/status"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$fcgi_pid/status"; }
 start_rss=$(rss)
 echo "soak: ${secs}s, 64 connections (32 GET /read + 32 POST /write); counter-fcgi RSS at start ${start_rss} KiB" >&2
 WRK_METHOD=GET wrk -t1 -c32 -d"${secs}s" --timeout 5s -s bench/wrk-report.lua -H "X-API-Key: $key" \
