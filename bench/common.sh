@@ -2,7 +2,7 @@
 # shellcheck disable=SC2034 # bin and dir are used by the scripts that source this file
 # Shared by the bench scripts (sourced, not run): builds the release binary, makes a temp dir,
 # and stops every process recorded in `pids` (by PID, newest first) when the script exits.
-# Sets: bin, dir, pids. Defines: free_port, start_redis (sets rport), start_responder [NAME=VALUE...]
+# Sets: bin, dir, pids. Defines: free_port [udp], start_redis (sets rport), start_responder [NAME=VALUE...]
 # (sets fcgi_pid), wait_http URL KEY.
 
 scripts/setup.sh
@@ -20,7 +20,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# A free loopback port: TCP, or UDP with `free_port udp`.
+# shellcheck disable=SC2120 # the kind is optional
+free_port() {
+  python3 -c 'import socket,sys;s=socket.socket(type=socket.SOCK_DGRAM if sys.argv[1:]==["udp"] else socket.SOCK_STREAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])' "$@"
+}
 
 # Redis on TCP without persistence, as the reference stack runs it, so only what is in front differs.
 start_redis() {

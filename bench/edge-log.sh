@@ -17,7 +17,7 @@ BENCH_NAME=edgelog
 # shellcheck source=bench/common.sh
 . bench/common.sh
 start_redis
-edge="127.0.0.1:$(python3 -c 'import socket;s=socket.socket(type=socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
+edge="127.0.0.1:$(free_port udp)"
 start_responder EDGE_LOG_ADDRESS="$edge"
 
 metrics_port=$(free_port)

@@ -78,15 +78,9 @@ public struct Config: Sendable, Equatable {
                               reason: "braces must form a non-empty Redis Cluster hash tag, as in {counter}:hits")
         }
 
-        if let text = source.string(options?.listen, env: "FCGI_LISTEN", flag: "--listen") {
-            do {
-                listen = try ListenAddress(parsing: text)
-            } catch {
-                throw ConfigError(setting: source.last, value: text, reason: error.text)
-            }
-        } else {
-            listen = .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
-        }
+        listen = try source.parsed(options?.listen, env: "FCGI_LISTEN", flag: "--listen") { (text) throws(ConfigError.Reason) in
+            try ListenAddress(parsing: text)
+        } ?? .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
         threads = try source.integer(options?.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
         backlog = try source.integer(options?.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
         shutdownTimeoutMS = try source.integer(options?.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
@@ -95,14 +89,8 @@ public struct Config: Sendable, Equatable {
         idempotencyTTLSeconds = try source.integer(options?.idempotencyTTLSeconds, env: "IDEMPOTENCY_TTL_SECONDS",
                                                    flag: "--idempotency-ttl-seconds", in: 1...2_592_000, default: 86_400)
 
-        if let text = source.string(options?.edgeLogAddress, env: "EDGE_LOG_ADDRESS", flag: "--edge-log-address") {
-            do {
-                edgeLogAddress = try EdgeLogAddress(parsing: text)
-            } catch {
-                throw ConfigError(setting: source.last, value: text, reason: error.text)
-            }
-        } else {
-            edgeLogAddress = nil
+        edgeLogAddress = try source.parsed(options?.edgeLogAddress, env: "EDGE_LOG_ADDRESS", flag: "--edge-log-address") {
+            (text) throws(ConfigError.Reason) in try EdgeLogAddress(parsing: text)
         }
 
         if let flag = options?.debug ?? nil {
@@ -187,12 +175,20 @@ private struct Source {
         return value
     }
 
-    mutating func integer(_ flagValue: String?, env: String, flag: String, in range: ClosedRange<Int>, default fallback: Int) throws(ConfigError) -> Int {
-        guard let text = string(flagValue, env: env, flag: flag) else { return fallback }
+    /// The value parsed by `parse`, or nil when unset; a parse error names the setting.
+    mutating func parsed<Value>(_ flagValue: String?, env: String, flag: String,
+                                _ parse: (String) throws(ConfigError.Reason) -> Value) throws(ConfigError) -> Value? {
+        guard let text = string(flagValue, env: env, flag: flag) else { return nil }
         do {
-            return try Config.parseInteger(text, in: range)
+            return try parse(text)
         } catch {
             throw ConfigError(setting: last, value: text, reason: error.text)
         }
+    }
+
+    mutating func integer(_ flagValue: String?, env: String, flag: String, in range: ClosedRange<Int>, default fallback: Int) throws(ConfigError) -> Int {
+        try parsed(flagValue, env: env, flag: flag) { (text) throws(ConfigError.Reason) in
+            try Config.parseInteger(text, in: range)
+        } ?? fallback
     }
 }

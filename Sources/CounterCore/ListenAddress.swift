@@ -17,12 +17,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
             }
             self = .unix(path: path)
         } else if text.hasPrefix("tcp:") {
-            let rest = text.dropFirst(4)
-            guard let colon = rest.lastIndex(of: ":") else { throw .init("tcp: needs host:port, e.g. tcp:127.0.0.1:9000") }
-            var host = String(rest[..<colon])
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty else { throw .init("tcp: needs a host, e.g. tcp:127.0.0.1:9000") }
-            let port = try Config.parseInteger(String(rest[rest.index(after: colon)...]), in: 1...65535, what: "port")
+            let (host, port) = try splitHostPort(text.dropFirst(4), example: "tcp:127.0.0.1:9000")
             self = .tcp(host: host, port: port)
         } else {
             throw .init("must be unix:/path or tcp:host:port")
@@ -32,7 +27,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unix(let path): "unix:\(path)"
-        case .tcp(let host, let port): host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
+        case .tcp(let host, let port): "tcp:" + hostPortText(host, port)
         }
     }
 }
@@ -59,14 +54,12 @@ public struct EdgeLogAddress: Sendable, Equatable, CustomStringConvertible {
     public let port: Int
 
     public init(parsing text: String) throws(ConfigError.Reason) {
-        guard let colon = text.lastIndex(of: ":") else { throw .init("must be host:port, e.g. 127.0.0.1:9146") }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let (host, port) = try splitHostPort(Substring(text), example: "127.0.0.1:9146")
         guard EdgeLogAddress.isLoopback(host) else {
             throw .init("host must be a numeric loopback address (127.x.x.x or [::1]): the datagrams are not authenticated")
         }
         self.host = host
-        self.port = try Config.parseInteger(String(text[text.index(after: colon)...]), in: 1...65535, what: "port")
+        self.port = port
     }
 
     /// 127.0.0.0/8 written as four decimal octets, or ::1.
@@ -79,5 +72,20 @@ public struct EdgeLogAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { hostPortText(host, port) }
+}
+
+/// `host:port` or `[v6-host]:port`, split; the host without brackets, the port 1 to 65535.
+private func splitHostPort(_ text: Substring, example: String) throws(ConfigError.Reason) -> (String, Int) {
+    guard let colon = text.lastIndex(of: ":") else { throw .init("needs host:port, e.g. \(example)") }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { throw .init("needs a host, e.g. \(example)") }
+    let port = try Config.parseInteger(String(text[text.index(after: colon)...]), in: 1...65535, what: "port")
+    return (host, port)
+}
+
+/// The inverse of ``splitHostPort(_:example:)``: brackets around an IPv6 host.
+private func hostPortText(_ host: String, _ port: Int) -> String {
+    host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
 }

@@ -21,14 +21,8 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_udp():
-    with socket.socket(type=socket.SOCK_DGRAM) as s:
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(type=kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -362,7 +356,7 @@ def start_stack(tmp, redis, start_responder):
 
     def start(nginx_env=None, responder_env=None):
         # nginx reports the requests it answers itself to counter-fcgi (counter_edge_requests_total).
-        edge = {"EDGE_LOG_ADDRESS": f"127.0.0.1:{free_port_udp()}"}
+        edge = {"EDGE_LOG_ADDRESS": f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}"}
         env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), **edge}
         env.update(responder_env or {})
         responder = start_responder(env)
