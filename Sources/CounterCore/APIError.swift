@@ -1,8 +1,8 @@
 /// Every way a request can fail, and the one place that turns a failure into HTTP.
 ///
 /// No other code picks an error status: the router throws or returns one of these, and
-/// ``response`` maps it to a status and an RFC 9457 problem body that keeps the seed's `error`
-/// member. Messages never contain Redis's own error text or anything secret.
+/// ``response`` maps it to a status and an RFC 9457 problem body that keeps the `error` member
+/// of the original Flask service. Messages never contain Redis's own text or anything secret.
 public enum APIError: Error, Equatable, Sendable {
     /// No route has this path.
     case notFound
@@ -27,20 +27,31 @@ public enum APIError: Error, Equatable, Sendable {
         return Response(status: status, contentType: .problemJSON, headers: headers, body: body.finish())
     }
 
+    /// The 404 detail, listing the routes. nginx answers most 404s itself with the same text
+    /// (nginx/counter-api.conf); a unit test keeps the two and the route table in step.
+    public static let unknownPathDetail: String = {
+        let paths = Route.allCases.map(\.rawValue)
+        return "Unknown path; the endpoints are \(paths.dropLast().joined(separator: ", ")) and \(paths[paths.count - 1])"
+    }()
+
     private var mapping: (HTTPStatus, String, [(name: String, value: String)]) {
         switch self {
         case .notFound:
-            return (.notFound, "Unknown path; the endpoints are /health, /livez, /read, /write and /reset", [])
+            return (.notFound, APIError.unknownPathDetail, [])
         case .methodNotAllowed(let path, let allowed):
             let list = allowed.joined(separator: ", ")
             return (.methodNotAllowed, "Use \(allowed[0]) for \(path)", [("Allow", list)])
         case .badRequest(let detail):
             return (.badRequest, detail, [])
         case .contentTooLarge(let limit):
-            return (.contentTooLarge, "The API takes no request body (at most \(limit) bytes are accepted)", [])
+            return (.contentTooLarge, "The API takes no request body (at most \(limit) bytes)", [])
         case .counter(.unavailable):
             // Workers reconnect within a second (capped backoff), so one second is an honest hint.
             return (.serviceUnavailable, "Redis unavailable", [("Retry-After", "1")])
+        case .counter(.misconfigured):
+            // Not 503: a retry cannot succeed until an operator fixes the settings, so no
+            // Retry-After invites one. The log line says what Redis refused.
+            return (.internalServerError, "The service cannot use its Redis: a configuration error (see the service's log)", [])
         case .counter(.corruptValue):
             return (.internalServerError, "The counter value in Redis is not a 64-bit integer; it was left unchanged", [])
         case .counter(.overflow):

@@ -6,8 +6,8 @@ import Darwin
 
 /// Every setting of the responder, read once at start and then only passed around.
 ///
-/// Precedence: flag > environment variable > default. Names follow the seed (`REDIS_HOST`,
-/// `REDIS_PORT`, `REDIS_DB`, `REDIS_PASSWORD`, `DEBUG`) and DESIGN.md for the rest. nginx-side
+/// Precedence: flag > environment variable > default. Names follow the original Flask service
+/// (`REDIS_HOST`, `REDIS_PORT`, `REDIS_DB`, `REDIS_PASSWORD`, `DEBUG`; docs/DESIGN.md). nginx-side
 /// settings (`PORT`, `API_KEY`, `API_KEYS_FILE`) are not read here: keys never reach this process.
 public struct Config: Sendable, Equatable {
     public var redis: RedisEndpoint
@@ -78,9 +78,7 @@ public struct Config: Sendable, Equatable {
                               reason: "braces must form a non-empty Redis Cluster hash tag, as in {counter}:hits")
         }
 
-        listen = try source.parsed(options?.listen, env: "FCGI_LISTEN", flag: "--listen") { (text) throws(ConfigError.Reason) in
-            try ListenAddress(parsing: text)
-        } ?? .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
+        listen = try Config.listenAddress(flag: options?.listen, environment: environment)
         threads = try source.integer(options?.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
         backlog = try source.integer(options?.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
         shutdownTimeoutMS = try source.integer(options?.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
@@ -115,7 +113,17 @@ public struct Config: Sendable, Equatable {
         return String(decoding: bytes[..<count], as: UTF8.self)
     }
 
-    /// Where the default socket goes: systemd's `RUNTIME_DIRECTORY`, else `XDG_RUNTIME_DIR`, else /tmp.
+    /// `FCGI_LISTEN` (or `--listen`) alone: what `counter-fcgi probe` needs, by the same rules.
+    public static func listenAddress(flag: String?, environment: [String: String]) throws(ConfigError) -> ListenAddress {
+        var source = Source(environment: environment)
+        return try source.parsed(flag, env: "FCGI_LISTEN", flag: "--listen") { (text) throws(ConfigError.Reason) in
+            try ListenAddress(parsing: text)
+        } ?? .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
+    }
+
+    /// Where the default socket goes: systemd's `RUNTIME_DIRECTORY` (its first entry), else
+    /// `XDG_RUNTIME_DIR`, else /tmp. nginx/render.sh applies the same rule for nginx's side; an
+    /// integration test runs both under each case and checks they agree.
     static func runtimeDirectory(_ environment: [String: String]) -> String {
         if let dir = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !dir.isEmpty { return String(dir) }
         if let dir = environment["XDG_RUNTIME_DIR"], !dir.isEmpty { return dir }

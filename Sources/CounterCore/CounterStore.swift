@@ -20,6 +20,9 @@ public enum CounterError: Error, Equatable, Sendable {
     /// The store cannot be reached or did not answer in time; the client may retry.
     /// `reason` is for logs only, never for response bodies.
     case unavailable(reason: String)
+    /// The store refuses the service for a reason only an operator can fix (a missing ACL
+    /// permission, a password it was not given); retrying cannot help. `reason` is for logs only.
+    case misconfigured(reason: String)
     /// The stored value is not a 64-bit signed integer; nothing was overwritten.
     case corruptValue
     /// An increment would pass `Int64.max`; the value is unchanged.

@@ -1,5 +1,8 @@
-/// A client's `Idempotency-Key` for a write (draft-ietf-httpapi-idempotency-key-header): the
-/// header is a Structured Field string, e.g. `Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"`.
+/// A client's `Idempotency-Key` for a write (draft-ietf-httpapi-idempotency-key-header).
+///
+/// Taken as clients send it: most send a bare value (`Idempotency-Key: 8e03978e-40d5-...`), the
+/// draft says a Structured Field string (`Idempotency-Key: "8e03978e-40d5-..."`). Both are
+/// accepted, and a valid quoted string is unquoted first, so `"abc"` and `abc` are one key.
 ///
 /// Keys are scoped to the caller (nginx passes the API key's *name*), so two clients can never
 /// replay each other's responses, and they live next to the counter in Redis.
@@ -17,16 +20,25 @@ public struct IdempotencyKey: Sendable, Hashable {
         self.value = value
     }
 
-    /// Parses the header's Structured Field string (RFC 8941 §3.3.3): a quoted string of printable
-    /// ASCII where only `\"` and `\\` are escapes. Nil when malformed, empty or too long.
+    /// Parses the header as sent: 1 to ``maxLength`` printable ASCII characters (space to `~`),
+    /// unquoted first when the whole value is a valid Structured Field string (RFC 8941 §3.3.3:
+    /// quotes around printable ASCII where only `\"` and `\\` are escapes). Anything else that is
+    /// printable ASCII is the key exactly as sent. Nil when empty, too long or not printable ASCII.
     public init?(header: String, client: String) {
         let bytes = Array(header.utf8)
-        guard bytes.count >= 3, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return nil }
+        guard bytes.allSatisfy({ (0x20...0x7E).contains($0) }) else { return nil }
+        let value = IdempotencyKey.unquoted(bytes) ?? bytes
+        guard !value.isEmpty, value.count <= IdempotencyKey.maxLength else { return nil }
+        self.init(client: client.isEmpty ? "-" : client, value: String(decoding: value, as: UTF8.self))
+    }
+
+    /// The content of a Structured Field string, or nil when `bytes` is not one.
+    static func unquoted(_ bytes: [UInt8]) -> [UInt8]? {
+        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return nil }
         var value: [UInt8] = []
         var index = 1
         while index < bytes.count - 1 {
             var byte = bytes[index]
-            guard (0x20...0x7E).contains(byte) else { return nil }
             if byte == UInt8(ascii: "\\") {
                 index += 1
                 guard index < bytes.count - 1 else { return nil }
@@ -38,8 +50,7 @@ public struct IdempotencyKey: Sendable, Hashable {
             value.append(byte)
             index += 1
         }
-        guard !value.isEmpty, value.count <= IdempotencyKey.maxLength else { return nil }
-        self.init(client: client.isEmpty ? "-" : client, value: String(decoding: value, as: UTF8.self))
+        return value
     }
 
     /// The Redis key that holds this key's first response. It shares the counter key's hash slot

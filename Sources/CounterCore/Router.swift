@@ -114,12 +114,12 @@ public struct Router: Sendable {
     private func idempotency(_ request: RequestHead) throws(APIError) -> IdempotencyKey? {
         guard let header = request.idempotencyKey, !header.isEmpty else { return nil }
         guard let key = IdempotencyKey(header: header, client: request.client) else {
-            throw .badRequest(detail: "Invalid Idempotency-Key: expected a quoted string of 1 to \(IdempotencyKey.maxLength) printable ASCII characters")
+            throw .badRequest(detail: "Invalid Idempotency-Key: expected 1 to \(IdempotencyKey.maxLength) printable ASCII characters (optionally as a quoted string)")
         }
         return key
     }
 
-    /// Readiness. Its 503 keeps the seed's health document (not a problem body): probes and
+    /// Readiness. Its 503 keeps the original service's health document (not a problem body): probes and
     /// dashboards read `status` as a string, which problem+json would turn into a number.
     private func health(_ store: some CounterStore) -> Response {
         var body = JSONObject(capacity: 96)

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Wall-clock time as the seed reports it: Unix seconds with a fraction (`1764417600.123456`).
+/// Wall-clock time as the original Flask service reports it: Unix seconds with a fraction (`1764417600.123456`).
 ///
 /// Kept as two integers so encoding it never goes through floating point (no rounding surprises,
 /// no `Double` description on the hot path).

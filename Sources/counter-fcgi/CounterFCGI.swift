@@ -16,7 +16,8 @@ struct CounterFCGI: ParsableCommand {
             the variable, which wins over the default. An invalid value stops the process at \
             start with one line naming it. Routes: GET /health, GET /livez, GET /read, \
             POST /write, POST /reset. API keys and rate limits are nginx's job.
-            """
+            """,
+        subcommands: [Probe.self]
     )
 
     @OptionGroup var options: Options
@@ -38,14 +39,14 @@ struct CounterFCGI: ParsableCommand {
         }
     }
 
-    private static func fail(_ message: String, code: Int32) -> Never {
+    static func fail(_ message: String, code: Int32) -> Never {
         let line = "counter-fcgi: \(message)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
         Glibc.exit(code)
     }
 
     /// The process environment, read without Foundation.
-    private static func environment() -> [String: String] {
+    static func environment() -> [String: String] {
         var result: [String: String] = [:]
         var entry = environ
         while let pointer = entry.pointee {

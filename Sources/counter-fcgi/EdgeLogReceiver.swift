@@ -20,15 +20,42 @@ import Glibc
 /// queues up to its receive buffer (we ask for 4 MiB; the kernel caps it at `net.core.rmem_max`),
 /// and counts what it still has to drop, which we export as `counter_edge_log_dropped_total`.
 final class EdgeLogReceiver {
-    private let address: EdgeLogAddress
+    private let socket: EdgeLogSocket
+    private let thread: WorkerThread
+
+    /// Binds the UDP socket and starts the receiving thread.
+    init(address: EdgeLogAddress, logger: Logger) throws(ServerError) {
+        let socket = try EdgeLogSocket(address: address, logger: logger)
+        logger.info("edge log receiving", metadata: [
+            "edge_log.address": "udp:\(address)", "edge_log.receive_buffer_bytes": "\(socket.receiveBufferBytes())",
+        ])
+        do {
+            thread = try WorkerThread { socket.receive() }
+        } catch {
+            socket.close()
+            throw error
+        }
+        self.socket = socket
+    }
+
+    /// Stops the thread, waits for it (it wakes from recv(2) at least every 200 ms), then closes
+    /// the socket: never closed under a thread still reading it.
+    func stop() {
+        socket.stopping.store(true, ordering: .relaxed)
+        thread.join()
+        socket.close()
+    }
+}
+
+/// The edge log's UDP socket and the loop that reads it, shared by the receiving thread and the
+/// thread that stops it (hence immutable, with an atomic stop flag).
+private final class EdgeLogSocket: Sendable {
     private let fd: Int32
     private let logger: Logger
-    private let stopping = Atomic<Bool>(false)
-    private let stopped = Atomic<Bool>(false)
+    let stopping = Atomic<Bool>(false)
 
     /// Binds the UDP socket.
     init(address: EdgeLogAddress, logger: Logger) throws(ServerError) {
-        self.address = address
         self.logger = logger
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -54,27 +81,11 @@ final class EdgeLogReceiver {
         self.fd = fd
     }
 
-    /// Starts the receiving thread.
-    func start() throws(ServerError) {
-        logger.info("edge log receiving", metadata: [
-            "edge_log.address": "udp:\(address)", "edge_log.receive_buffer_bytes": "\(receiveBufferBytes())",
-        ])
-        _ = try WorkerThread { [self] in
-            receive()
-            stopped.store(true, ordering: .releasing)
-        }
-    }
-
-    /// Stops the thread (within the receive timeout), then closes the socket.
-    func stop() {
-        stopping.store(true, ordering: .relaxed)
-        for _ in 0..<100 where !stopped.load(ordering: .acquiring) {
-            usleep(5_000)
-        }
+    func close() {
         _ = Glibc.close(fd)
     }
 
-    private func receive() {
+    func receive() {
         var counters = EdgeCounters()
         let invalid = Counter(label: "counter_edge_log_invalid_total")
         let dropped = Counter(label: "counter_edge_log_dropped_total")
@@ -135,7 +146,7 @@ final class EdgeLogReceiver {
     }
 
     /// The receive buffer the kernel granted, in bytes (it doubles what was asked, within rmem_max).
-    private func receiveBufferBytes() -> Int {
+    func receiveBufferBytes() -> Int {
         var bytes: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, &length)

@@ -6,7 +6,11 @@ import CounterCore
 ///
 /// libfcgi keeps pointers into the request (its streams point back at it), so it lives at a
 /// fixed heap address for the worker's whole life and is freed in `deinit`.
-final class FastCGIRequest {
+///
+/// `@unchecked Sendable` because it is made on the main thread (so a failure stops the start
+/// with a clear line) and handed to its worker before that thread starts; from then on only the
+/// worker touches it. It is never shared by two threads.
+final class FastCGIRequest: @unchecked Sendable {
     private let request: UnsafeMutablePointer<FCGX_Request>
     private var drain = [CChar](repeating: 0, count: 4096)
 
@@ -15,11 +19,12 @@ final class FastCGIRequest {
     static let maxDrainBytes = 64 * 1024
 
     /// A request bound to the listening socket `listenFD`.
-    init?(listenFD: Int32) {
+    init(listenFD: Int32) throws(ServerError) {
         request = .allocate(capacity: 1)
-        guard FCGX_InitRequest(request, listenFD, 0) == 0 else {
+        let status = FCGX_InitRequest(request, listenFD, 0)
+        guard status == 0 else {
             request.deallocate()
-            return nil
+            throw ServerError(description: "cannot prepare a FastCGI request (FCGX_InitRequest returned \(status))")
         }
     }
 
@@ -35,7 +40,7 @@ final class FastCGIRequest {
         if status >= 0 {
             // Never keep a connection, even when the web server asks (FCGI_KEEP_CONN): libfcgi
             // would then block this thread reading that one connection instead of accepting, and
-            // requests queued on the socket stall for seconds (measured; DESIGN.md). Closing after
+            // requests queued on the socket stall for seconds (measured; docs/DESIGN.md). Closing after
             // each response makes a keep-conn setting in nginx harmless. libfcgi reads this field
             // in FCGX_Finish_r; it has no API for it.
             request.pointee.keepConnection = 0
@@ -44,7 +49,7 @@ final class FastCGIRequest {
     }
 
     /// Sends the previous response and closes the connection (we never keep connections: see
-    /// DESIGN.md, libfcgi binds a kept connection to one thread).
+    /// docs/DESIGN.md, libfcgi binds a kept connection to one thread).
     func finish() {
         FCGX_Finish_r(request)
     }

@@ -9,16 +9,17 @@ import Glibc
 /// The FastCGI responder: N worker threads accepting on one socket, each with its own
 /// `FCGX_Request` and its own Redis connection, as in libfcgi's threaded example.
 ///
-/// Shutdown (``run()`` returns after SIGTERM/SIGINT): stop accepting, let the requests in hand
-/// finish (bounded by `SHUTDOWN_TIMEOUT_MS`), close each worker's Redis connection, remove the
-/// socket.
-final class FastCGIServer {
+/// Start order: listening socket, edge log receiver, worker requests, worker threads. Shutdown
+/// (``run()`` returns after SIGTERM/SIGINT) goes in reverse, each step a `defer` beside the step
+/// it undoes: the socket stops taking connections, the workers answer every connection already
+/// queued on it and close their Redis connections, they are joined (bounded by
+/// `SHUTDOWN_TIMEOUT_MS`), the edge log thread is joined, and the socket is closed and removed.
+final class FastCGIServer: Sendable {
     private let config: Config
     private let logger: Logger
     private let router: Router
     private let stopping = Atomic<Bool>(false)
     private let busy = Atomic<Int>(0)
-    private let finished = Atomic<Int>(0)
     private let metrics: ServiceMetrics
 
     init(config: Config, logger: Logger) {
@@ -34,75 +35,63 @@ final class FastCGIServer {
         Signals.prepare()
 
         let socket = try ListenSocket.open(config.listen, backlog: config.backlog)
-        var edgeLog: EdgeLogReceiver?
-        if let address = config.edgeLogAddress {
-            do {
-                edgeLog = try EdgeLogReceiver(address: address, logger: logger)
-                try edgeLog?.start()
-            } catch {
-                edgeLog?.stop()
-                socket.close()
-                throw error
-            }
+        defer { socket.close() }
+        let edgeLog = try config.edgeLogAddress.map { (address) throws(ServerError) in
+            try EdgeLogReceiver(address: address, logger: logger)
         }
-        logger.info("counter-fcgi started", metadata: config.logSummary.mapValues { .string($0) })
+        defer { edgeLog?.stop() }
+        // Every worker's FastCGI request is made here, so a failure stops the start with one line
+        // instead of leaving a worker that silently never serves.
+        var requests: [FastCGIRequest] = []
+        for _ in 0..<config.threads { requests.append(try FastCGIRequest(listenFD: socket.fd)) }
 
         var workers: [WorkerThread] = []
-        for id in 0..<config.threads {
-            do {
-                workers.append(try WorkerThread { [self] in
-                    serve(workerID: id, listenFD: socket.fd)
-                    finished.add(1, ordering: .releasing)
-                })
-            } catch {
-                // Let the workers already started leave their accept loop before giving up.
-                stopping.store(true, ordering: .sequentiallyConsistent)
-                socket.stopAccepting()
-                socket.close()
-                edgeLog?.stop()
-                throw error
-            }
+        defer { stopWorkers(workers, socket: socket) }
+        for (id, request) in requests.enumerated() {
+            workers.append(try WorkerThread { [self] in serve(workerID: id, request: request) })
         }
+        requests.removeAll()  // each is now its worker's alone
+        logger.info("counter-fcgi started", metadata: config.logSummary.mapValues { .string($0) })
 
         let signal = Signals.waitForTermination()
         logger.info("shutting down", metadata: ["signal": "\(signal)", "requests.in_flight": "\(busy.load(ordering: .relaxed))"])
-        stopping.store(true, ordering: .sequentiallyConsistent)
-        FCGX_ShutdownPending()
-        socket.stopAccepting()
+    }
 
-        // Each worker counts itself out after finishing its request and closing Redis.
-        let deadline = RedisCounterStore.monotonicNow() + UInt64(config.shutdownTimeoutMS) * 1_000_000
-        while finished.load(ordering: .acquiring) < workers.count, RedisCounterStore.monotonicNow() < deadline {
-            usleep(5_000)
-        }
-        let unfinished = workers.count - finished.load(ordering: .acquiring)
-        socket.close()
-        edgeLog?.stop()
-        if unfinished > 0 {
-            logger.warning("shutdown timed out", metadata: ["workers.unfinished": "\(unfinished)"])
+    /// Stops accepting and waits for the workers to answer what they hold and what is queued.
+    /// A worker still busy at the deadline may be inside libfcgi or hiredis, where nothing can
+    /// interrupt it: the process then ends at once rather than free what that worker uses.
+    private func stopWorkers(_ workers: [WorkerThread], socket: ListenSocket) {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        // Not FCGX_ShutdownPending(): libfcgi would then skip connections already queued.
+        socket.stopAccepting()
+        let deadline = MonotonicClock.now() + UInt64(config.shutdownTimeoutMS) * 1_000_000
+        let running = WorkerThread.join(workers, before: deadline)
+        guard running == 0 else {
+            logger.warning("shutdown timed out", metadata: [
+                "workers.unfinished": "\(running)", "shutdown_timeout_ms": "\(config.shutdownTimeoutMS)",
+            ])
+            socket.removePath()
+            _exit(1)
         }
         logger.info("counter-fcgi stopped")
     }
 
-    /// One worker: accept, answer, finish, until shutdown. Its store (and Redis connection) and
-    /// its FastCGI request are its own and die with it.
-    private func serve(workerID: Int, listenFD: Int32) {
+    /// One worker: accept, answer, finish, until the socket stops accepting. Every connection it
+    /// accepts is answered, also during shutdown: after ``ListenSocket/stopAccepting()`` accept(2)
+    /// still hands out the connections queued on a unix socket, and fails only once none is left.
+    private func serve(workerID: Int, request: FastCGIRequest) {
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(workerID)"
         let store = RedisCounterStore(config: config, logger: logger, metrics: metrics)
         store.warmUp()
-        guard let request = FastCGIRequest(listenFD: listenFD) else {
-            logger.error("FCGX_InitRequest failed")
-            return
-        }
         var output: [UInt8] = []
         output.reserveCapacity(512)
         var requestMetrics = RequestMetrics()
 
         while true {
             let status = request.accept()
-            if stopping.load(ordering: .relaxed) { break }
             guard status >= 0 else {
+                if stopping.load(ordering: .relaxed) { break }
                 // EMFILE and the like: say so and pause instead of spinning on the error.
                 logger.error("accept failed", metadata: ["fcgi.status": "\(status)"])
                 usleep(100_000)
@@ -120,7 +109,7 @@ final class FastCGIServer {
     private func handle(_ request: FastCGIRequest, store: RedisCounterStore, output: inout [UInt8],
                         metrics requestMetrics: inout RequestMetrics, logger: Logger) {
         let debug = logger.logLevel <= .debug
-        let started = RedisCounterStore.monotonicNow()
+        let started = MonotonicClock.now()
         let head = request.head()
         // Copied now: libfcgi frees the params at finish().
         let requestID = debug ? request.requestID() : nil
@@ -134,7 +123,7 @@ final class FastCGIServer {
         response.serialize(into: &output, includeBody: head.method != "HEAD")
         let delivered = request.write(output)
         request.finish()
-        let elapsed = RedisCounterStore.monotonicNow() - started
+        let elapsed = MonotonicClock.now() - started
         requestMetrics.record(path: head.path, status: response.status.code, nanoseconds: elapsed)
         if !response.headers.isEmpty, response.header("Idempotent-Replayed") != nil {
             metrics.idempotentReplays.increment()

@@ -12,9 +12,12 @@ struct ServerError: Error, CustomStringConvertible {
 /// call unlinks whatever is at the path (even a live instance's socket), creates it with the
 /// umask's mode, and binds TCP to every interface. Here a unix socket is created with mode 0660
 /// from the start, a stale one is replaced but a live one is refused, and TCP binds the host given.
-struct ListenSocket {
+struct ListenSocket: Sendable {
     let fd: Int32
     let address: ListenAddress
+    /// The unix socket's device and inode once bound: the path is removed only while it is still
+    /// ours (a newer instance may have replaced it while this one was stopping).
+    private var identity: (dev: UInt, ino: UInt)?
 
     static func open(_ address: ListenAddress, backlog: Int) throws(ServerError) -> ListenSocket {
         let fd: Int32
@@ -29,7 +32,14 @@ struct ListenSocket {
             _ = Glibc.close(fd)
             throw ServerError(description: "cannot listen on \(address): \(reason)")
         }
-        return ListenSocket(fd: fd, address: address)
+        var socket = ListenSocket(fd: fd, address: address)
+        if case .unix(let path) = address { socket.identity = identity(of: path) }
+        return socket
+    }
+
+    private init(fd: Int32, address: ListenAddress) {
+        self.fd = fd
+        self.address = address
     }
 
     /// Wakes every thread blocked in accept(2) on this socket (Linux fails them with EINVAL) and
@@ -41,7 +51,21 @@ struct ListenSocket {
     /// Closes the socket and removes its path.
     func close() {
         _ = Glibc.close(fd)
-        if case .unix(let path) = address { unlink(path) }
+        removePath()
+    }
+
+    /// Removes the unix socket's path if it is still this socket, so nginx's next connect fails
+    /// at once (a 502) instead of queueing for a process that is gone.
+    func removePath() {
+        guard case .unix(let path) = address, let identity,
+              let current = ListenSocket.identity(of: path), current == identity else { return }
+        unlink(path)
+    }
+
+    private static func identity(of path: String) -> (dev: UInt, ino: UInt)? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return (UInt(info.st_dev), UInt(info.st_ino))
     }
 
     private static func openUnix(_ path: String) throws(ServerError) -> Int32 {

@@ -25,6 +25,8 @@ final class RedisCounterStore: CounterStore {
     private var nextAttempt: UInt64 = 0
     private var wasConnected = false
     private var lastUsed: UInt64 = 0
+    /// The connection in hand replaces one Redis closed while idle: not a reconnect to count.
+    private var quietReplacement = false
 
     /// A connection idle this long is checked for a server-side close before it is used; a busy
     /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
@@ -176,17 +178,23 @@ final class RedisCounterStore: CounterStore {
 
     /// The live connection, reconnecting if the backoff allows it.
     private func connected() throws(CounterError) -> RedisConnection {
-        let now = RedisCounterStore.monotonicNow()
+        let now = MonotonicClock.now()
         defer { lastUsed = now }
         if let connection {
             if now - lastUsed < RedisCounterStore.idleCheckNS || !connection.isStale { return connection }
-            disconnect(reason: .io("server closed the connection"), countsAsFailure: false)
+            // Closed while idle: Redis's own `timeout`, or a restart. Normal, so it is replaced
+            // quietly: no error counted, no warning, no backoff; a failure to reconnect still
+            // shows as one below.
+            self.connection = nil
+            quietReplacement = true
+            logger.debug("redis closed an idle connection", metadata: ["redis": "\(config.redis)"])
         }
         guard now >= nextAttempt else { throw .unavailable(reason: "reconnect backoff") }
         do {
             let fresh = try RedisConnection.connect(to: config)
             connection = fresh
-            if wasConnected { metrics.redisReconnects.increment() }
+            if wasConnected, !quietReplacement { metrics.redisReconnects.increment() }
+            quietReplacement = false
             if failures > 0 || !wasConnected {
                 logger.info("redis connected", metadata: ["redis": "\(config.redis)", "redis.failed_attempts": "\(failures)"])
             }
@@ -194,6 +202,7 @@ final class RedisCounterStore: CounterStore {
             wasConnected = true
             return fresh
         } catch {
+            quietReplacement = false
             failures += 1
             scheduleRetry(after: now)
             if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
@@ -209,15 +218,13 @@ final class RedisCounterStore: CounterStore {
         }
     }
 
-    private func disconnect(reason: RedisError, countsAsFailure: Bool = true) {
+    private func disconnect(reason: RedisError) {
         guard connection != nil else { return }
         connection = nil
         metrics.redisError("io")
         logger.warning("redis disconnected", metadata: ["redis": "\(config.redis)", "redis.error": "\(reason)"])
-        if countsAsFailure {
-            failures += 1
-            scheduleRetry(after: RedisCounterStore.monotonicNow())
-        }
+        failures += 1
+        scheduleRetry(after: MonotonicClock.now())
     }
 
     /// Full jitter over the upper half: the delay is between half and all of the capped
@@ -231,41 +238,39 @@ final class RedisCounterStore: CounterStore {
         nextAttempt = now + step / 2 + UInt64.random(in: 0...(step / 2))
     }
 
+    /// Turns a reply that is not the expected one into the API's error, acting on what it means
+    /// (``RedisErrorReply`` decides that from the text): log, count, and drop the connection
+    /// when it cannot be used again.
     private func classify(_ reply: RedisReply, command: String) -> CounterError {
-        metrics.redisError("reply")
-        if case .error(let message) = reply {
-            // INCR's own errors, also when raised inside the write-once script.
-            if message.contains("increment or decrement would overflow") { return .overflow }
-            if message.contains("not an integer") {
-                logger.error("counter value is not an integer", metadata: ["redis.key": "\(config.counterKey)"])
-                return .corruptValue
-            }
-            // Transient server states: loading the AOF, out of memory under noeviction, a replica
-            // that is read-only after failover, a cluster going down. Clients should retry.
-            for prefix in ["LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOPERM"]
-            where message.hasPrefix(prefix) {
-                logger.warning("redis refused a command", metadata: ["redis.command": "\(command)", "redis.error": "\(message)"])
-                return .unavailable(reason: message)
-            }
-            if message.hasPrefix("NOAUTH") {
-                // Redis restarted with a password: a new connection will authenticate again.
-                connection = nil
-                return .unavailable(reason: message)
-            }
-            if message.contains("WRONGTYPE") {
-                logger.error("counter key holds a non-string value", metadata: ["redis.key": "\(config.counterKey)"])
-                return .corruptValue
-            }
-            logger.error("redis error reply", metadata: ["redis.command": "\(command)", "redis.error": "\(message)"])
+        guard case .error(let message) = reply else {
+            metrics.redisError("reply")
+            logger.error("unexpected redis reply", metadata: ["redis.command": "\(command)", "redis.reply": "\(reply)"])
+            return .unexpected(message: "\(reply)")
+        }
+        let metadata: Logger.Metadata = ["redis.command": "\(command)", "redis.error": "\(message)"]
+        switch RedisErrorReply(message: message, authenticates: config.redisPassword != nil) {
+        case .overflow:
+            return .overflow
+        case .corruptValue:
+            metrics.redisError("reply")
+            logger.error("counter value is not a 64-bit integer", metadata: ["redis.key": "\(config.counterKey)", "redis.error": "\(message)"])
+            return .corruptValue
+        case .transient:
+            metrics.redisError("reply")
+            logger.warning("redis refused a command", metadata: metadata)
+            return .unavailable(reason: message)
+        case .reconnect:
+            // Counted, logged and backed off like any broken connection.
+            disconnect(reason: .io(message))
+            return .unavailable(reason: message)
+        case .misconfigured:
+            metrics.redisError("config")
+            logger.error("redis configuration error", metadata: metadata)
+            return .misconfigured(reason: message)
+        case .unexpected:
+            metrics.redisError("reply")
+            logger.error("redis error reply", metadata: metadata)
             return .unexpected(message: message)
         }
-        logger.error("unexpected redis reply", metadata: ["redis.command": "\(command)", "redis.reply": "\(reply)"])
-        return .unexpected(message: "\(reply)")
-    }
-
-    static func monotonicNow() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
 }

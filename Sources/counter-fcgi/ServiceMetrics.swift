@@ -13,7 +13,7 @@ import struct Prometheus.PrometheusMetricsFactory
 /// `counter_idempotent_replays_total`, `counter_build_info{version}`; and what nginx answered
 /// itself, from its edge log (``EdgeLogReceiver``): `counter_edge_requests_total{route,status}`,
 /// `counter_edge_log_dropped_total`, `counter_edge_log_invalid_total`.
-final class ServiceMetrics {
+final class ServiceMetrics: Sendable {
     /// The version reported in `counter_build_info`.
     static let version = "1.0.0"
 
@@ -41,7 +41,9 @@ final class ServiceMetrics {
         Gauge(label: "counter_build_info", dimensions: [("version", ServiceMetrics.version)]).record(1)
     }
 
-    /// A Redis failure of one kind (`connect`, `handshake`, `io`, `reply`).
+    /// A Redis failure of one kind: `connect`, `handshake` (AUTH or SELECT refused), `io` (a
+    /// connection broke or was dropped), `reply` (an error reply), `config` (refused for a reason
+    /// only an operator can fix: an ACL permission, a missing password).
     func redisError(_ kind: String) {
         Counter(label: "counter_redis_errors_total", dimensions: [("kind", kind)]).increment()
     }

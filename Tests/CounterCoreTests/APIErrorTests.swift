@@ -20,6 +20,7 @@ struct APIErrorTests {
         (APIError.counter(.corruptValue), 500, "Internal Server Error"),
         (APIError.counter(.overflow), 409, "Conflict"),
         (APIError.counter(.unexpected(message: "ERR x")), 500, "Internal Server Error"),
+        (APIError.counter(.misconfigured(reason: "NOPERM x")), 500, "Internal Server Error"),
     ])
     func everyErrorHasStatusTitleAndErrorMember(_ error: APIError, _ code: Int, _ title: String) {
         let response = error.response
@@ -54,5 +55,16 @@ struct ResponseTests {
         response.serialize(into: &buffer, includeBody: false)
         let text = String(decoding: buffer, as: UTF8.self)
         #expect(text.hasSuffix("Content-Length: 7\r\nCache-Control: no-store\r\n\r\n"))
+    }
+
+    @Test func aConfigurationErrorInvitesNoRetry() {
+        let response = APIError.counter(.misconfigured(reason: "NOPERM this user has no permissions")).response
+        #expect(response.header("Retry-After") == nil)
+        #expect(!response.bodyText.contains("NOPERM"), "Redis's text stays in the log")
+        #expect(response.bodyText.contains("configuration error"))
+    }
+
+    @Test func unknownPathDetailListsEveryRoute() {
+        #expect(APIError.unknownPathDetail == "Unknown path; the endpoints are /health, /livez, /read, /write and /reset")
     }
 }

@@ -54,8 +54,8 @@ struct IdempotencyTests {
         #expect(write(router, store, "/reset", key: #""r""#).header("Idempotent-Replayed") == "true")
     }
 
-    @Test(arguments: ["abc", #""""#, #""a"#, #"a""#, "\"\u{01}\"", #""a\b""#, #""a"b""#, "\"é\"",
-                      "\"" + String(repeating: "k", count: 256) + "\""])
+    @Test(arguments: [#""""#, "\"\u{01}\"", "a\tb", "\"é\"", "é", "\u{7F}",
+                      String(repeating: "k", count: 256), "\"" + String(repeating: "k", count: 256) + "\""])
     func invalidKeysAre400AndCountNothing(_ header: String) {
         let store = MemoryCounterStore()
         let response = write(router, store, key: header)
@@ -65,11 +65,27 @@ struct IdempotencyTests {
     }
 
     @Test(arguments: [
+        // Bare values, as most clients send them.
+        ("8e03978e-40d5-43e8-bc93-6894a57f9324", "8e03978e-40d5-43e8-bc93-6894a57f9324"), ("abc", "abc"),
+        ("with space", "with space"), ("~!#$%&'()*+,-./:;<=>?@[]^_`{|}", "~!#$%&'()*+,-./:;<=>?@[]^_`{|}"),
+        (String(repeating: "k", count: 255), String(repeating: "k", count: 255)),
+        // Valid Structured Field strings are unquoted.
         (#""abc""#, "abc"), (#""a\"b""#, #"a"b"#), (#""a\\b""#, #"a\b"#), (#""with space""#, "with space"),
         ("\"" + String(repeating: "k", count: 255) + "\"", String(repeating: "k", count: 255)),
+        // Quotes that do not make a valid string are part of the key, as sent.
+        (#""a"#, #""a"#), (#"a""#, #"a""#), (#""a\b""#, #""a\b""#), (#""a"b""#, #""a"b""#), (#"""#, #"""#),
     ])
     func validKeys(_ header: String, _ value: String) {
         #expect(IdempotencyKey(header: header, client: "c")?.value == value)
+    }
+
+    @Test func quotedAndBareFormsAreOneKey() {
+        let store = MemoryCounterStore()
+        let first = write(router, store, key: "8e03978e-40d5-43e8-bc93-6894a57f9324")
+        let again = write(router, store, key: #""8e03978e-40d5-43e8-bc93-6894a57f9324""#)
+        #expect(first.status == .ok && again.status == .ok)
+        #expect(again.header("Idempotent-Replayed") == "true")
+        #expect(store.writes == 1)
     }
 
     @Test(arguments: [

@@ -44,8 +44,21 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let value = CounterValue.parse(Array(text.utf8)) {
         precondition(String(value) == text, "CounterValue.parse accepted a non-canonical \(text)")
     }
+    // Idempotency-Key: taken as sent when it is 1 to 255 printable ASCII characters, unquoted
+    // when it is a valid quoted string, refused otherwise.
+    let printable = text.utf8.allSatisfy { (0x20...0x7E).contains($0) }
     if let key = IdempotencyKey(header: text, client: "c") {
+        precondition(printable, "a key with a byte outside printable ASCII was accepted")
         precondition(!key.value.isEmpty && key.value.utf8.count <= IdempotencyKey.maxLength)
+        precondition(key.value.utf8.allSatisfy { (0x20...0x7E).contains($0) })
+        if key.value != text {
+            precondition(text.hasPrefix("\"") && text.hasSuffix("\""), "only a quoted key is changed")
+            let requoted = "\"" + key.value.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            precondition(requoted == text, "unquoting is exact")
+        }
+    } else if printable, let first = text.utf8.first, first != UInt8(ascii: "\""), text.utf8.count <= IdempotencyKey.maxLength {
+        preconditionFailure("a bare printable key was refused: \(text)")
     }
     if let stamp = Timestamp(text: text) {
         precondition(stamp.text == text, "Timestamp round trip")

@@ -1,0 +1,105 @@
+import Testing
+@testable import CounterCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nginx answers most errors itself and routes by exact location, so some facts are written twice:
+/// in nginx/counter-api.conf and in the Swift code (and the route list once more in the OpenAPI
+/// contract). These tests read the files and fail when the two sides disagree.
+@Suite("nginx, OpenAPI and Swift agree")
+struct NginxContractTests {
+    static let root: String = {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }  // Tests/CounterCoreTests/x.swift
+        return path
+    }()
+
+    static func read(_ relative: String) -> String {
+        Config.readSmallFile(root + "/" + relative) ?? ""
+    }
+
+    let conf = NginxContractTests.read("nginx/counter-api.conf")
+    let routes = Set(Route.allCases.map(\.rawValue))
+
+    /// The entries of `map SOURCE $name { ... }` as (key, value) pairs: nginx's tokens, where a
+    /// quoted string is one token and `;` ends a statement.
+    func map(_ name: String) -> [(String, String)] {
+        guard let start = conf.range(of: " $\(name) {") else { return [] }
+        var entries: [(String, String)] = []
+        var words: [String] = [], word = "", quoted = false, comment = false
+        for character in conf[start.upperBound...] {
+            if comment { comment = character != "\n"; continue }
+            if quoted {
+                if character == "\"" { quoted = false } else { word.append(character) }
+                continue
+            }
+            switch character {
+            case "\"": quoted = true
+            case "#": comment = true
+            case " ", "\n", ";", "}":
+                if !word.isEmpty { words.append(word); word = "" }
+                if character == ";" || character == "}" {
+                    if words.count >= 2 { entries.append((words[0], words[1...].joined(separator: " "))) }
+                    words = []
+                }
+                if character == "}" { return entries }
+            default: word.append(character)
+            }
+        }
+        return entries
+    }
+
+    @Test func filesWereFound() {
+        #expect(conf.contains("server {"), "nginx/counter-api.conf read from \(NginxContractTests.root)")
+    }
+
+    @Test func publicLocationsAreTheRoutes() {
+        var locations = Set<String>()
+        for line in conf.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            if words.count >= 3, words[0] == "location", words[1] == "=", words[2].hasPrefix("/"), !words[2].hasPrefix("/_") {
+                locations.insert(String(words[2]))
+            }
+        }
+        // The internal metrics server's locations are not API routes.
+        locations.subtract(["/metrics", "/nginx_status"])
+        #expect(locations == routes)
+    }
+
+    @Test func allowedMethodsMatchTheRouter() {
+        let allowed = map("allowed_methods").filter { $0.0 != "default" && $0.0 != "volatile" }
+        #expect(Set(allowed.map(\.0)) == routes)
+        for (path, methods) in allowed {
+            #expect(Route(rawValue: path)?.methods.joined(separator: ", ") == methods, "\(path)")
+        }
+    }
+
+    @Test func edgeRouteLabelsAreTheRoutes() {
+        let labels = map("edge_route").filter { $0.0 != "default" }
+        #expect(Set(labels.map(\.0)) == routes && labels.allSatisfy { $0.0 == $0.1 })
+    }
+
+    @Test func scopesCoverTheKeyedRoutes() {
+        let scopes = map("required_scope").filter { $0.0 != "default" && $0.0 != "volatile" }
+        #expect(Set(scopes.map(\.0)) == [Route.read, .write, .reset].map(\.rawValue).reduce(into: Set()) { $0.insert($1) })
+    }
+
+    @Test func problemDetailsAreTheSameText() {
+        let details = Dictionary(map("problem_detail").map { ($0.0, $0.1) }, uniquingKeysWith: { first, _ in first })
+        #expect(details["404"] == APIError.unknownPathDetail)
+        let swift413 = APIError.contentTooLarge(limit: Router().maxBodyBytes).response.bodyText
+        #expect(details["413"].map { swift413.contains("\"detail\":\"\($0)\"") } == true, "\(details["413"] ?? "none") vs \(swift413)")
+    }
+
+    @Test func bodyLimitIsTheSame() {
+        #expect(conf.contains("client_max_body_size \(Router().maxBodyBytes / 1024)k;"))
+    }
+
+    @Test func openAPIDescribesEveryRoute() {
+        let spec = NginxContractTests.read("docs/openapi.yaml")
+        let paths = spec.split(separator: "\n").filter { $0.hasPrefix("  /") && $0.hasSuffix(":") }
+            .map { String($0.dropFirst(2).dropLast()) }
+        #expect(Set(paths) == routes)
+    }
+}

@@ -1,0 +1,38 @@
+import Testing
+@testable import CounterCore
+
+@Suite("Redis error replies")
+struct RedisErrorReplyTests {
+    @Test(arguments: [
+        ("ERR increment or decrement would overflow", RedisErrorReply.overflow),
+        ("ERR value is not an integer or out of range", .corruptValue),
+        ("WRONGTYPE Operation against a key holding the wrong kind of value", .corruptValue),
+        // Raised inside the write-once script: Redis 7 keeps the code, adds the script's location.
+        ("ERR increment or decrement would overflow script: 1f2e, on @user_script:6.", .overflow),
+        ("WRONGTYPE Operation against a key holding the wrong kind of value script: 1f2e, on @user_script:6.", .corruptValue),
+        ("LOADING Redis is loading the dataset in memory", .transient),
+        ("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.", .transient),
+        ("OOM command not allowed when used memory > 'maxmemory'.", .transient),
+        ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", .transient),
+        ("CLUSTERDOWN The cluster is down", .transient),
+        ("TRYAGAIN Multiple keys request during rehashing of slot", .transient),
+        ("READONLY You can't write against a read only replica.", .reconnect),
+        ("NOPERM User counter has no permissions to run the 'incr' command", .misconfigured),
+        ("NOPERM this user has no permissions to access one of the keys used as arguments", .misconfigured),
+        ("WRONGPASS invalid username-password pair or user is disabled.", .misconfigured),
+        ("ERR unknown command 'FOO'", .unexpected),
+        ("NOSCRIPT No matching script. Please use EVAL.", .unexpected),
+        ("", .unexpected),
+        // A code word must be the whole first word.
+        ("LOADINGX something", .unexpected),
+    ])
+    func classifies(_ message: String, _ expected: RedisErrorReply) {
+        #expect(RedisErrorReply(message: message, authenticates: true) == expected)
+    }
+
+    @Test func noAuthIsCuredByReconnectingOnlyWhenThereIsAPassword() {
+        let message = "NOAUTH Authentication required."
+        #expect(RedisErrorReply(message: message, authenticates: true) == .reconnect)
+        #expect(RedisErrorReply(message: message, authenticates: false) == .misconfigured)
+    }
+}
