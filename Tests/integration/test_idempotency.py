@@ -42,11 +42,28 @@ def test_keys_are_per_client_and_per_operation(stack):
     assert stack.redis.get() == "2"
 
 
-@pytest.mark.parametrize("header", ["Idempotency-Key: unquoted", 'Idempotency-Key: ""',
-                                    'Idempotency-Key: "' + "k" * 300 + '"', 'Idempotency-Key: "a\\b"'])
+@pytest.mark.parametrize("header", ['Idempotency-Key: ""', "Idempotency-Key: " + "k" * 256,
+                                    'Idempotency-Key: "' + "k" * 256 + '"', "Idempotency-Key: caf\u00e9"])
 def test_invalid_keys_are_400(stack, header):
-    assert_problem(stack.curl("POST", "/write", KEY_WRITE, headers=[header]), 400)
+    reply = stack.curl("POST", "/write", KEY_WRITE, headers=[header])
+    assert_problem(reply, 400)
+    assert "Invalid Idempotency-Key" in reply.json()["detail"]
     assert stack.redis.cli("EXISTS", "api_counter").stdout.strip() == "0"
+
+
+def test_a_bare_uuid_is_a_key_and_its_quoted_form_the_same_key(stack):
+    # What most clients and middlewares send: the bare value, not a Structured Field string.
+    uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324"
+    first = stack.curl("POST", "/write", KEY_WRITE, headers=[f"Idempotency-Key: {uuid}"])
+    assert first.status == 200 and "idempotent-replayed" not in first.headers
+    quoted = stack.curl("POST", "/write", KEY_WRITE, headers=[idem(uuid)])
+    assert quoted.status == 200 and quoted.headers["idempotent-replayed"] == "true"
+    assert quoted.body == first.body
+    assert stack.redis.get() == "1"
+    # Quotes that do not make a valid quoted string are part of the key, as sent.
+    odd = stack.curl("POST", "/write", KEY_WRITE, headers=['Idempotency-Key: "a\\b"'])
+    assert odd.status == 200 and odd.json()["value"] == 2
+    assert stack.redis.cli("EXISTS", '{api_counter}:idempotency:writer:"a\\b"').stdout.strip() == "1"
 
 
 def test_retention_window(start_stack):

@@ -125,13 +125,16 @@ def test_acl_user_with_only_the_commands_it_needs(tmp, start_redis, start_respon
     assert responder.request("GET", "/health").status == 200
     assert responder.request("POST", "/reset").status == 200
     assert redis.get() == "0"
-    # The same user on a key it may not touch: a permission error is a clear 503, not a crash.
+    # The same user on a key it may not touch: a configuration error (500, no Retry-After: a
+    # retry cannot help), not a crash; test_redis_errors.py checks its log line and metric.
     responder.stop()
     (tmp / "fcgi.sock").unlink(missing_ok=True)
     other = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port),
                              "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "counter-pw",
                              "COUNTER_KEY": "someone_else"})
-    assert_problem(other.request("POST", "/write"), 503)
+    reply = other.request("POST", "/write")
+    assert_problem(reply, 500)
+    assert "retry-after" not in reply.headers
 
 
 def test_sigterm_during_a_request_still_answers_it(redis, start_responder):

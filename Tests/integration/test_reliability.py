@@ -115,9 +115,20 @@ def test_paused_redis_under_load_fails_fast_and_recovers_alone(start_stack):
     assert len(values) == len(set(values))
 
 
-def test_responder_sigterm_under_load_finishes_requests_then_502_until_back(start_stack, start_responder):
+def upstream_failures(stack):
+    """nginx's error-log lines about counter-fcgi: (connect refused or no socket, anything else)."""
+    lines = [l for l in stack.error_log.read_text(errors="replace").splitlines()
+             if ("[error]" in l or "[crit]" in l) and "upstream" in l]  # ENOENT is logged as crit
+    refused = [l for l in lines if "connect() to unix:" in l and "failed" in l]
+    return refused, [l for l in lines if l not in refused]
+
+
+def test_responder_sigterm_under_load_answers_every_accepted_request(start_stack, start_responder):
+    # 16 clients on 4 workers keep connections queued on the socket when SIGTERM comes: each one
+    # already queued is answered; only connections tried after the socket stopped accepting are
+    # refused (nginx's 502, logged as a failed connect), never one that was accepted and dropped.
     stack = start_stack()
-    with Load(stack.port, clients=8) as load:
+    with Load(stack.port, clients=16) as load:
         time.sleep(1.0)
         stack.responder.proc.send_signal(signal.SIGTERM)
         assert stack.responder.proc.wait(timeout=15) == 0, "a clean exit"
@@ -128,6 +139,9 @@ def test_responder_sigterm_under_load_finishes_requests_then_502_until_back(star
         time.sleep(1.0)
     statuses = {s for _, _, s, _ in load.results}
     assert statuses <= {200, 502}, statuses
+    refused, dropped = upstream_failures(stack)
+    assert dropped == [], "an accepted request was dropped:\n" + "\n".join(dropped[:5])
+    assert sum(1 for _, _, s, _ in load.results if s == 502) <= len(refused)
     gap = [s for st, _, s, _ in load.results if stopped + 0.05 < st < restarted - 0.3]
     assert gap and set(gap) == {502}
     after = [s for st, _, s, _ in load.results if st > restarted + 0.2]
@@ -136,6 +150,33 @@ def test_responder_sigterm_under_load_finishes_requests_then_502_until_back(star
     assert len(values) == len(set(values))
     assert int(stack.redis.get()) == len(values), "every write was either answered 200 or not done"
     assert again.proc.poll() is None
+
+
+def test_sigterm_answers_the_requests_queued_on_the_socket(start_stack, redis):
+    # Two workers held by a paused Redis, six more requests queued on the socket behind them:
+    # SIGTERM then stops new connections, and every queued one is still answered.
+    stack = start_stack(responder_env={"FCGI_THREADS": "2", "REDIS_TIMEOUT_MS": "5000"},
+                        nginx_env={"FASTCGI_TIMEOUT": "10s"})
+    assert stack.curl("GET", "/read", KEY_READ).status == 200
+    redis.pause()
+    replies = []
+    clients = [threading.Thread(target=lambda: replies.append(stack.curl("POST", "/write", KEY_WRITE)))
+               for _ in range(8)]
+    for client in clients:
+        client.start()
+    time.sleep(0.7)  # two requests wait on Redis, six wait on the socket
+    stack.responder.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    refused = stack.curl("GET", "/livez")
+    redis.resume()
+    for client in clients:
+        client.join(timeout=15)
+    assert refused.status == 502, "new connections are refused once stopping"
+    assert sorted(r.status for r in replies) == [200] * 8, replies
+    assert sorted(r.json()["value"] for r in replies) == list(range(1, 9))
+    assert stack.responder.proc.wait(timeout=10) == 0
+    _, dropped = upstream_failures(stack)
+    assert dropped == [], dropped
 
 
 def test_responder_sigkill_restart_serves_at_once(start_stack, start_responder):
