@@ -1,5 +1,6 @@
 """The public face: real nginx rendered from nginx/, real curl, real counter-fcgi and Redis."""
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE, RENDER, Nginx, wait_for
+from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE, RENDER, ROOT, Nginx, wait_for
 
 PROBLEM = "application/problem+json"
 
@@ -151,6 +152,51 @@ def test_400_malformed_request(stack):
     assert head.startswith(b"HTTP/1.1 400")
     assert b"application/problem+json" in head
     assert json.loads(body)["status"] == 400
+
+
+def raw_request(port, request):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(request)
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    return raw.partition(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"POST /write HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n", 501),
+    (b"POST /write HTTP/1.1\r\nHost: evil.example\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n", 501),
+    (b"GET /read HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
+    (b"GET /read HTTP/3.1\r\nHost: evil.example\r\n\r\n", 505),
+    (b"GET /read HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+    (b"POST /write HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"G@T /read HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
+    (b"TRACE /read HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 405),
+])
+def test_every_error_nginx_answers_is_problem_json(stack, request_bytes, status):
+    head, body = raw_request(stack.port, request_bytes)[::2]
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+    assert b"Content-Type: application/problem+json" in head, head
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"] != "Error" and problem["detail"] != "Internal error"
+    assert problem["error"] == problem["detail"]
+
+
+def test_every_status_with_an_error_page_has_a_title_and_a_detail():
+    conf = (ROOT / "nginx" / "counter-api.conf").read_text()
+    pages = (ROOT / "nginx" / "problem-pages.conf").read_text() + conf
+    statuses = set()
+    for line in pages.splitlines():
+        words = line.strip().rstrip(";").split()
+        if words[:1] == ["error_page"]:
+            statuses |= {int(w.lstrip("=")) for w in words[1:] if w.lstrip("=").isdigit() and w != "494"}
+    assert {400, 401, 403, 404, 405, 413, 414, 429, 431, 501, 502, 503, 504, 505} <= statuses
+
+    def entries(name):
+        block = conf.split(f" ${name} {{", 1)[1].split("}", 1)[0]
+        return {int(code) for code in re.findall(r"(?:^|;)\s*(\d{3})\s+\S", block, re.M)}
+    assert statuses <= entries("problem_title"), statuses - entries("problem_title")
+    assert statuses <= entries("problem_detail"), statuses - entries("problem_detail")
 
 
 def test_unknown_host_is_closed_without_answer(stack):

@@ -161,3 +161,30 @@ def test_sigterm_during_a_request_still_answers_it(redis, start_responder):
     messages = [l["message"] for l in responder.log_lines()]
     assert "shutting down" in messages and messages[-1] == "counter-fcgi stopped"
     assert redis.get() == "1"
+
+
+def test_shutdown_deadline_ends_the_process_without_waiting_on_a_stuck_worker(redis, start_responder):
+    # A worker stuck on a paused Redis (command timeout 5 s) past SHUTDOWN_TIMEOUT_MS: the process
+    # says so and ends at once with status 1, socket removed, rather than tear down under the worker.
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "REDIS_TIMEOUT_MS": "5000",
+                                 "SHUTDOWN_TIMEOUT_MS": "300", "FCGI_THREADS": "2"})
+    assert responder.request("GET", "/read").status == 200
+    redis.pause()
+    client = threading.Thread(target=lambda: subprocess.run(
+        ["cgi-fcgi", "-bind", "-connect", str(responder.socket)], capture_output=True, timeout=15,
+        env={"REQUEST_METHOD": "POST", "DOCUMENT_URI": "/write"}))
+    client.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    responder.proc.send_signal(signal.SIGTERM)
+    status = responder.proc.wait(timeout=10)
+    took = time.monotonic() - started
+    redis.resume()
+    client.join(timeout=15)
+    assert status == 1, "an unclean stop is not reported as a clean one"
+    assert 0.25 < took < 2.0, f"bounded by SHUTDOWN_TIMEOUT_MS, not by the stuck call ({took:.2f}s)"
+    assert not responder.socket.exists(), "the socket is removed all the same"
+    lines = responder.log_lines()
+    timed_out = [l for l in lines if l["message"] == "shutdown timed out"]
+    assert timed_out and timed_out[0]["workers.unfinished"] == "1"
+    assert "counter-fcgi stopped" not in [l["message"] for l in lines]
