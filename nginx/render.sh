@@ -6,14 +6,16 @@
 #   nginx/render.sh OUT_DIR               everything (every *.conf beside this script, and keys.conf)
 #   nginx/render.sh OUT_DIR --keys-only   keys.conf only; then `nginx -s reload` (key rotation)
 #
-# Keys: API_KEY (one key, every scope, as in the seed) and/or API_KEYS_FILE, lines of
+# Keys: API_KEY (one key, every scope, as in the original Flask service) and/or API_KEYS_FILE, lines of
 # `<key> <scope> [name]` with scope read|write|admin and `#` comments. A key is 16 to 256
 # characters of [A-Za-z0-9._+/=-]. Logs and limits know a key by its name (default: a short
 # SHA-256 fingerprint); the key itself goes only into OUT_DIR/keys.conf (mode 0600 when root).
 #
 # Settings (defaults in brackets): PORT [8080], NGINX_LISTEN [127.0.0.1:$PORT],
 # METRICS_LISTEN [127.0.0.1:9145] (internal: /metrics of counter-fcgi and nginx, /nginx_status),
-# SERVER_NAMES [localhost 127.0.0.1], FCGI_LISTEN [unix:$XDG_RUNTIME_DIR or /tmp/counter-fcgi.sock],
+# SERVER_NAMES [localhost 127.0.0.1], FCGI_LISTEN [unix:<runtime dir>/counter-fcgi.sock, where the
+# runtime dir is $RUNTIME_DIRECTORY's first entry, else $XDG_RUNTIME_DIR, else /tmp: counter-fcgi's rule],
+# NGINX_USER [nobody] and NGINX_GROUP [nogroup] (workers' user when started as root),
 # NGINX_STATE_DIR [OUT_DIR/state], ACCESS_LOG [/dev/stdout], WORKER_PROCESSES [1],
 # RATE_LIMIT_PER_KEY [50r/s] + _BURST [100], RATE_LIMIT_PER_ADDRESS [100r/s] + _BURST [200],
 # RATE_LIMIT_BAD_KEY [2r/s] + _BURST [10], FASTCGI_TIMEOUT [5s], CLIENT_TIMEOUT [10s],
@@ -99,7 +101,12 @@ listen=${NGINX_LISTEN:-127.0.0.1:$port}
 metrics_listen=${METRICS_LISTEN:-127.0.0.1:9145}
 printf '%s' "$metrics_listen" | grep -Eq '^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$' \
     || die "METRICS_LISTEN must be PORT or ADDRESS:PORT, not '$metrics_listen'"
-fcgi=${FCGI_LISTEN:-unix:${XDG_RUNTIME_DIR:-/tmp}/counter-fcgi.sock}
+# The default socket follows counter-fcgi's own rule (Config.runtimeDirectory): systemd's
+# RUNTIME_DIRECTORY (its first entry), else XDG_RUNTIME_DIR, else /tmp. A test runs both sides.
+runtime_dir=${RUNTIME_DIRECTORY:-}
+runtime_dir=${runtime_dir%%:*}
+[ -n "$runtime_dir" ] || runtime_dir=${XDG_RUNTIME_DIR:-/tmp}
+fcgi=${FCGI_LISTEN:-unix:$runtime_dir/counter-fcgi.sock}
 case $fcgi in unix:/*) socket=${fcgi#unix:} ;; *) die "FCGI_LISTEN must be unix:/absolute/path for nginx, not '$fcgi'" ;; esac
 state=${NGINX_STATE_DIR:-$out/state}
 check_rate() { printf '%s' "$2" | grep -Eq '^[0-9]+r/[sm]$' || die "$1 must look like 50r/s or 600r/m, not '$2'"; }
@@ -134,10 +141,20 @@ if [ -n "${EDGE_LOG_ADDRESS:-}" ]; then
         || die "EDGE_LOG_ADDRESS must be a numeric loopback host:port such as 127.0.0.1:9146, not '$EDGE_LOG_ADDRESS'"
     edge_log="access_log syslog:server=$EDGE_LOG_ADDRESS,nohostname,tag=counter_edge counter_edge if=\$edge_answered;"
 fi
-# As root (CI, a developer's root shell), workers would drop to nobody and could not reach the
-# 0660 socket owned by root; keep them as root there. Unprivileged (containers), it is moot.
+# Started as root (make run or the tests in a root shell), nginx's workers drop to NGINX_USER and
+# NGINX_GROUP, never root. The group must reach the 0660 FastCGI socket: make run and the tests put
+# the socket in a setgid folder of that group, as the containers share group 10001. Started
+# unprivileged (the containers), the workers keep that user and the directive is moot.
 user_directive="# workers run as the user that starts nginx"
-[ "$(id -u)" -eq 0 ] && user_directive="user root;"
+if [ "$(id -u)" -eq 0 ]; then
+    nginx_user=${NGINX_USER:-nobody}
+    nginx_group=${NGINX_GROUP:-nogroup}
+    for name in "$nginx_user" "$nginx_group"; do
+        printf '%s' "$name" | grep -Eq '^[a-z_][a-z0-9_-]{0,31}$' || die "NGINX_USER and NGINX_GROUP must be user and group names, not '$name'"
+    done
+    [ "$nginx_user" != root ] || die "NGINX_USER must not be root: nginx's workers face the network"
+    user_directive="user $nginx_user $nginx_group;"
+fi
 
 escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 render() {

@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 root=$PWD
 state="$root/.run"
 mkdir -p "$state/redis"
-chmod 755 "$state"   # nginx workers (another user) must reach the socket
 
 export REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 export REDIS_PORT="${REDIS_PORT:-6379}"
@@ -20,6 +19,7 @@ cleanup() {
   trap - EXIT INT TERM
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  case ${sockdir:-} in /tmp/counter-fcgi-run.*) rm -rf "$sockdir" ;; esac
   echo "run: stopped" >&2
 }
 trap cleanup EXIT
@@ -50,7 +50,19 @@ else
   redis_answers || { echo "run: redis-server did not start; see .run/redis/redis.log" >&2; exit 1; }
 fi
 
-export FCGI_LISTEN="${FCGI_LISTEN:-unix:$state/counter-fcgi.sock}"
+# The socket's folder. As root, nginx's workers run as nobody:nogroup (nginx/render.sh): the folder
+# is then a setgid folder of that group under /tmp (the checkout may sit in a folder they cannot
+# enter), so the 0660 socket made in it is the group's, as in the containers. nginx's temp paths go
+# there too. Removed on exit.
+sockdir="$state/socket"
+if [ "$(id -u)" -eq 0 ]; then
+  sockdir=$(mktemp -d /tmp/counter-fcgi-run.XXXXXX)
+  chgrp "${NGINX_GROUP:-nogroup}" "$sockdir"
+  chmod 2750 "$sockdir"
+  export NGINX_STATE_DIR="${NGINX_STATE_DIR:-$sockdir/nginx}"
+fi
+mkdir -p "$sockdir"
+export FCGI_LISTEN="${FCGI_LISTEN:-unix:$sockdir/counter-fcgi.sock}"
 # nginx reports the requests it answers itself (429s...) here; counter-fcgi counts them.
 export EDGE_LOG_ADDRESS="${EDGE_LOG_ADDRESS:-127.0.0.1:9146}"
 "$bin" &
@@ -89,6 +101,10 @@ $([ -n "${dev_key:-}" ] && echo "     development API key (admin scope): $API_KE
      curl -X POST http://127.0.0.1:$PORT/write -H "X-API-Key: $key_hint"
      curl -X POST http://127.0.0.1:$PORT/reset -H "X-API-Key: $key_hint"
      access log: $ACCESS_LOG; keys changed? scripts/reload-keys.sh
+     rate limits (429 beyond them): per key ${RATE_LIMIT_PER_KEY:-50r/s} burst ${RATE_LIMIT_PER_KEY_BURST:-100},
+       per address ${RATE_LIMIT_PER_ADDRESS:-100r/s} burst ${RATE_LIMIT_PER_ADDRESS_BURST:-200},
+       missing or wrong keys ${RATE_LIMIT_BAD_KEY:-2r/s} burst ${RATE_LIMIT_BAD_KEY_BURST:-10};
+       for load tests raise them (docs/operations.md, "Load testing")
      Ctrl-C stops everything started here.
 MSG
 # Stop everything when any part dies, or when whoever started us (make) is gone: a SIGTERM to

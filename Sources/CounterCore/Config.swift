@@ -114,9 +114,11 @@ public struct Config: Sendable, Equatable {
     }
 
     /// `FCGI_LISTEN` (or `--listen`) alone: what `counter-fcgi probe` needs, by the same rules.
-    public static func listenAddress(flag: String?, environment: [String: String]) throws(ConfigError) -> ListenAddress {
+    /// `flagName` is the flag's name in error lines (the probe calls it `--address`).
+    public static func listenAddress(flag: String?, flagName: String = "--listen",
+                                     environment: [String: String]) throws(ConfigError) -> ListenAddress {
         var source = Source(environment: environment)
-        return try source.parsed(flag, env: "FCGI_LISTEN", flag: "--listen") { (text) throws(ConfigError.Reason) in
+        return try source.parsed(flag, env: "FCGI_LISTEN", flag: flagName) { (text) throws(ConfigError.Reason) in
             try ListenAddress(parsing: text)
         } ?? .unix(path: Config.runtimeDirectory(environment) + "/counter-fcgi.sock")
     }
@@ -125,7 +127,8 @@ public struct Config: Sendable, Equatable {
     /// `XDG_RUNTIME_DIR`, else /tmp. nginx/render.sh applies the same rule for nginx's side; an
     /// integration test runs both under each case and checks they agree.
     static func runtimeDirectory(_ environment: [String: String]) -> String {
-        if let dir = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !dir.isEmpty { return String(dir) }
+        if let dir = environment["RUNTIME_DIRECTORY"]?.split(separator: ":", omittingEmptySubsequences: false).first,
+           !dir.isEmpty { return String(dir) }
         if let dir = environment["XDG_RUNTIME_DIR"], !dir.isEmpty { return dir }
         return "/tmp"
     }

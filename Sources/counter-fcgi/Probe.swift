@@ -27,7 +27,7 @@ struct Probe: ParsableCommand {
     func run() throws {
         let target: ListenAddress
         do {
-            target = try Config.listenAddress(flag: address, environment: CounterFCGI.environment())
+            target = try Config.listenAddress(flag: address, flagName: "--address", environment: CounterFCGI.environment())
         } catch {
             CounterFCGI.fail("probe: \(error)", code: 2)
         }

@@ -168,10 +168,22 @@ class Responder:
             self._log.close()
 
 
+# Started as root, nginx's workers run as nobody:nogroup (nginx/render.sh). As in `make run`, the
+# temp dir is a setgid folder of that group, so the FastCGI socket made in it (0660) is theirs to use.
+WORKER_GROUP = "nogroup"
+
+
+def share_with_nginx_workers(path: Path):
+    if os.geteuid() == 0:
+        shutil.chown(path, group=WORKER_GROUP)
+        path.chmod(0o2750)
+
+
 @pytest.fixture
 def tmp(tmp_path_factory):
     # Short paths: a unix socket path must fit in 107 bytes.
     path = Path(subprocess.check_output(["mktemp", "-d", "/tmp/cf-XXXXXX"], text=True).strip())
+    share_with_nginx_workers(path)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -360,7 +372,6 @@ def start_stack(tmp, redis, start_responder):
         env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), **edge}
         env.update(responder_env or {})
         responder = start_responder(env)
-        tmp.chmod(0o755)
         front = Nginx(tmp, responder.socket, {**edge, **(nginx_env or {})}).start()
         made.append(front)
         front.responder = responder

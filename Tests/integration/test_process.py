@@ -1,13 +1,15 @@
 """The process itself: settings, the socket, logs and signals."""
 import json
 import os
+import re
+import signal
 import socket
 import stat
 import subprocess
 
 import pytest
 
-from conftest import BINARY, free_port
+from conftest import BINARY, ROOT, free_port, wait_for
 
 
 def run_binary(args=(), env=None, timeout=10):
@@ -137,3 +139,67 @@ def test_sigint_stops_cleanly(responder):
     responder.proc.send_signal(2)
     assert responder.proc.wait(timeout=10) == 0
     assert not responder.socket.exists()
+
+
+@pytest.mark.parametrize("case", ["xdg", "runtime", "runtime-list", "runtime-empty", "runtime-leading-colon", "none"])
+def test_default_socket_is_the_same_for_counter_fcgi_and_nginx(tmp, case):
+    # Without FCGI_LISTEN both sides derive the socket from the environment (systemd's
+    # RUNTIME_DIRECTORY, XDG_RUNTIME_DIR, /tmp); they must land on the same path.
+    a, b = tmp / "a", tmp / "b"
+    a.mkdir()
+    b.mkdir()
+    env = {"xdg": {"XDG_RUNTIME_DIR": str(a)},
+           "runtime": {"RUNTIME_DIRECTORY": str(b), "XDG_RUNTIME_DIR": str(a)},
+           "runtime-list": {"RUNTIME_DIRECTORY": f"{b}:{a}"},
+           "runtime-empty": {"RUNTIME_DIRECTORY": "", "XDG_RUNTIME_DIR": str(a)},
+           "runtime-leading-colon": {"RUNTIME_DIRECTORY": f":{b}", "XDG_RUNTIME_DIR": str(a)},
+           "none": {}}[case]
+    render_env = {"PATH": os.environ["PATH"], "API_KEY": "k" * 20, **env}
+    out = subprocess.run(["sh", str(ROOT / "nginx" / "render.sh"), str(tmp / "nginx")], env=render_env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    nginx_socket = re.search(r"fastcgi_pass unix:(\S+);", (tmp / "nginx" / "fastcgi-pass.conf").read_text()).group(1)
+    if case == "none":
+        # Not started: /tmp/counter-fcgi.sock may be in use. The probe resolves the address by
+        # the server's own rule and names it when nothing answers there.
+        probe = run_binary(["probe", "--timeout-ms", "200"], env)
+        assert nginx_socket == "/tmp/counter-fcgi.sock"
+        assert probe.returncode == 1 and f"unix:{nginx_socket}" in probe.stderr, probe.stderr
+        return
+    proc = subprocess.Popen([str(BINARY)], env={**env, "REDIS_PORT": str(free_port())},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(nginx_socket) or proc.poll() is not None, what="the socket")
+        assert proc.poll() is None and stat.S_ISSOCK(os.stat(nginx_socket).st_mode)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_probe_is_a_real_health_check(responder):
+    ok = run_binary(["probe", "--address", f"unix:{responder.socket}"])
+    assert ok.returncode == 0, ok.stderr
+    not_found = run_binary(["probe", "--address", f"unix:{responder.socket}", "--path", "/nope"])
+    assert not_found.returncode == 1 and "/nope answered 404" in not_found.stderr
+    # A hung process still has its socket, and the kernel even queues the connection: only the
+    # answer tells. `test -S`, the check this replaces, passes here.
+    responder.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert subprocess.run(["test", "-S", str(responder.socket)]).returncode == 0
+        hung = run_binary(["probe", "--address", f"unix:{responder.socket}", "--timeout-ms", "300"])
+        assert hung.returncode == 1 and "no answer in time" in hung.stderr, hung.stderr
+    finally:
+        responder.proc.send_signal(signal.SIGCONT)
+    gone = run_binary(["probe", "--address", f"unix:{responder.socket}.missing"])
+    assert gone.returncode == 1 and "cannot connect" in gone.stderr
+    bad = run_binary(["probe", "--address", "nowhere"])
+    assert bad.returncode == 2 and "invalid --address" in bad.stderr and "must be unix:/path" in bad.stderr, bad.stderr
+
+
+def test_nginx_started_as_root_runs_its_workers_unprivileged(stack):
+    users = {subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+             for pid in stack.worker_pids()}
+    if os.geteuid() == 0:
+        assert users == {"nobody"}, users
+    assert "root" not in users
+    assert stack.curl("GET", "/livez").status == 200, "and they reach the 0660 socket through its group"
