@@ -8,6 +8,7 @@ in compose, an internal bridge network.
 import json
 import os
 import secrets
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -263,6 +264,31 @@ def test_compose_containers_are_non_root_read_only_and_private(compose):
                  "FLUSHALL; REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" redis-cli --user counter "
                  "--no-auth-warning GET other_key", check=False).stdout
     assert denied.count("NOPERM") == 2, denied
+
+
+def test_health_checks_ask_the_responder_and_fail_for_a_hung_one(compose):
+    name = f"{compose['project']}_app_1"
+    inspect = json.loads(run("docker", "inspect", name).stdout)[0]
+    image = json.loads(run("docker", "image", "inspect", f"localhost/counter-fcgi:{TAG}").stdout)[0]
+    commands = [inspect["Config"]["Healthcheck"]["Test"][1:], image["Config"]["Healthcheck"]["Test"][1:]]
+    liveness = [c["livenessProbe"]["exec"]["command"] for d in yaml.safe_load_all(rendered_manifests())
+                if d and d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "counter-fcgi"]
+    assert liveness and all("probe" in c for c in commands + liveness), (commands, liveness)
+    for command in commands + liveness:
+        assert run("docker", "exec", name, *command, check=False).returncode == 0, command
+    # Frozen, the process keeps its socket (what `test -S` looked at) but answers nothing.
+    pid = inspect["State"]["Pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert run("docker", "exec", name, "test", "-S", "/run/counter-fcgi/counter-fcgi.sock",
+                   check=False).returncode == 0
+        for command in commands + liveness:
+            hung = run("docker", "exec", name, *command, check=False)
+            assert hung.returncode == 1 and "no answer in time" in hung.stderr, (command, hung.stderr)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert run("docker", "exec", name, *commands[0], check=False).returncode == 0
 
 
 # --- the Kubernetes pod, with podman kube play -------------------------------------------------
