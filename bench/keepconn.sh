@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does nginx's `fastcgi_keep_conn on` stall counter-fcgi? DESIGN.md records that with libfcgi it
+# Does nginx's `fastcgi_keep_conn on` stall counter-fcgi? docs/DESIGN.md records that with libfcgi it
 # stalls requests for seconds (a kept connection pins a thread that then blocks reading it), some
 # only after a minute of load. counter-fcgi closes every connection after its response, whatever
 # nginx asks, so keep-conn should neither stall nor help. This measures it: the shipped config

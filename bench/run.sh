@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark on 127.0.0.1, every target driven by wrk in turn so all see the same
 # machine noise; prints requests/s, p50/p99, error counts, and ours as a ratio of the reference.
-#   stack:     our whole stack (nginx config from nginx/, counter-fcgi, Redis) versus the reference
-#              stack of ../shared/anchors (`reference-stack.sh c`: minimal nginx, C responder on the
-#              same libfcgi + hiredis, no auth, no limits, no log, no error bodies);
+#   stack:     our whole stack (nginx config from nginx/, counter-fcgi, Redis) versus a reference
+#              stack (`$ANCHORS/reference-stack.sh c PORT`: a minimal nginx and a C responder on the
+#              same libfcgi + hiredis, no keys, no limits, no log, no error bodies);
 #   responder: the same nginx (ours, rendered from nginx/) and the same Redis in front of
-#              counter-fcgi and of the anchors' C responder (compiled here from ../shared, not
-#              copied), which isolates what the Swift responder costs.
-# A benchmark, not a test: it never fails on a figure. Every run is bounded by SECONDS_PER_RUN.
+#              counter-fcgi and of the reference's C responder (`$ANCHORS/c-reference/responder.c`,
+#              compiled here), which isolates what the Swift responder costs.
+# The reference is not part of this repository: point ANCHORS at a folder that has it. Without
+# ANCHORS, ours runs alone and the tables say so. A benchmark, not a test: it never fails on a
+# figure. Every run is bounded by SECONDS_PER_RUN.
 #
 #   bench/run.sh                 GET /read and POST /write at 1 and 64 connections
 #   THREAD_SWEEP="4 8 16 32" bench/run.sh   also GET /read at 64 connections per thread count
 #
 # Env: SECONDS_PER_RUN [10], ROUNDS [1], FCGI_THREADS [counter-fcgi's default],
-#      ANCHORS [../shared/anchors], THREAD_SWEEP [unset].
+#      ANCHORS [unset: ours only], THREAD_SWEEP [unset].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 secs=${SECONDS_PER_RUN:-10}
 rounds=${ROUNDS:-1}
-anchors=${ANCHORS:-$root/../shared/anchors}
+anchors=${ANCHORS:-}
 ref_key=bench-key-123                 # the reference stack's fixed key
 our_key=bench-key-0123456789abcdef    # ours needs at least 16 characters
 
@@ -39,7 +40,9 @@ wait_http "http://127.0.0.1:$ours_port/read" "$our_key" || { echo "bench: our st
 # The C responder behind our own nginx config, on the same Redis.
 cfront_port=$(free_port)
 have_c=0
-if [ -f "$anchors/c-reference/responder.c" ]; then
+if [ -z "$anchors" ]; then
+  echo "bench: ANCHORS is not set: no reference to compare with; figures for ours only" >&2
+elif [ -f "$anchors/c-reference/responder.c" ]; then
   # shellcheck disable=SC2046 # pkg-config's flags are meant to split into words
   gcc -O2 -pthread "$anchors/c-reference/responder.c" -o "$dir/c-responder" $(pkg-config --cflags --libs hiredis) -lfcgi
   "$dir/c-responder" "$dir/c.sock" 16 "127.0.0.1:$rport" 2>>"$dir/c-responder.log" &
@@ -54,13 +57,13 @@ if [ -f "$anchors/c-reference/responder.c" ]; then
 fi
 
 ref_port=$(free_port)
-if [ -f "$anchors/reference-stack.sh" ]; then
+if [ -n "$anchors" ] && [ -f "$anchors/reference-stack.sh" ]; then
   bash "$anchors/reference-stack.sh" c "$ref_port" >"$dir/reference.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$ref_port/read" "$ref_key" || { echo "bench: the reference stack did not start (see $dir/reference.log)" >&2; exit 1; }
   have_ref=1
 else
-  echo "bench: no reference stack at $anchors; ours only" >&2
+  [ -z "$anchors" ] || echo "bench: no reference stack in $anchors; ours only" >&2
   have_ref=0
 fi
 
@@ -91,8 +94,8 @@ echo "bench: counter-fcgi idle RSS $(rss_kb) KiB" >&2
 table() {
   echo
   echo "== $1"
-  [ "$3" = 1 ] || { echo "(not available)"; return; }
-  local other_pid=${4:-}
+  local available=$3 other_pid=${4:-}
+  [ "$available" = 1 ] || { echo "(no reference: ours alone)"; other_pid=""; }
   printf '%-12s %5s | %9s %7s %7s %5s %6s | %9s %7s %7s %5s %6s | %6s\n' endpoint conns \
     ours_rps p50ms p99ms errs cpu_us ref_rps p50ms p99ms errs cpu_us ratio
   for conns in 1 64; do
@@ -107,6 +110,8 @@ table() {
           if [ "$side" = ours ]; then
             t0=$(cpu_ticks "$fcgi_pid"); ours=$(run "$ours_port" "$method" "$path" "$conns"); t1=$(cpu_ticks "$fcgi_pid")
             [ -n "$other_pid" ] && ours_cpu=$(cpu_us_per_request "$t0" "$t1" "$(field requests "$ours")")
+          elif [ "$available" != 1 ]; then
+            ref="rps=- p50_ms=- p99_ms=- non2xx=0 socket_errors=0"
           else
             [ -n "$other_pid" ] && t0=$(cpu_ticks "$other_pid")
             ref=$(run "$2" "$method" "$path" "$conns")
