@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Deploys counter-fcgi to the Kubernetes cluster of the current kubectl context (the seed's
-# interface):
+# Deploys counter-fcgi to the Kubernetes cluster of the current kubectl context (the original
+# service's deploy interface):
 #   scripts/deploy.sh deploy    Secrets if missing, manifests from k8s/ (host and images set), wait
 #   scripts/deploy.sh status    what runs, rollout state
 #   scripts/deploy.sh test      /health, /read, POST /write through the ingress, with the API key

@@ -16,5 +16,17 @@ if [ -z "${API_KEY:-}" ] && [ -z "${API_KEYS_FILE:-}" ] && [ -s .run/dev-api-key
 fi
 nginx/render.sh "$state" --keys-only
 nginx -q -t -c "$state/nginx.conf" -p "$state"
-kill -HUP "$(cat "$pidfile")"
-echo "reload-keys: nginx reloaded" >&2
+master=$(cat "$pidfile")
+old_workers=" $(pgrep -P "$master" | tr '\n' ' ')"
+kill -HUP "$master"
+# The reload is asynchronous: wait (at most 10 s) until every worker is a new one, so a request
+# made right after this script returns is checked against the new keys.
+for _ in $(seq 200); do
+  current=$(pgrep -P "$master" || true)
+  stale=0
+  for pid in $current; do case $old_workers in *" $pid "*) stale=1 ;; esac; done
+  [ -n "$current" ] && [ "$stale" = 0 ] && { echo "reload-keys: nginx reloaded" >&2; exit 0; }
+  sleep 0.05
+done
+echo "reload-keys: nginx did not replace its workers within 10 s; see its error log" >&2
+exit 1
