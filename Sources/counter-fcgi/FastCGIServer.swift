@@ -34,6 +34,9 @@ final class FastCGIServer: Sendable {
         // After FCGX_Init, which installs libfcgi's own handlers, and before any thread exists.
         Signals.prepare()
 
+        // Runs last, after every other step below has been undone.
+        var signalled = false
+        defer { if signalled { logger.info("counter-fcgi stopped") } }
         let socket = try ListenSocket.open(config.listen, backlog: config.backlog)
         defer { socket.close() }
         let edgeLog = try config.edgeLogAddress.map { (address) throws(ServerError) in
@@ -54,6 +57,7 @@ final class FastCGIServer: Sendable {
         logger.info("counter-fcgi started", metadata: config.logSummary.mapValues { .string($0) })
 
         let signal = Signals.waitForTermination()
+        signalled = true
         logger.info("shutting down", metadata: ["signal": "\(signal)", "requests.in_flight": "\(busy.load(ordering: .relaxed))"])
     }
 
@@ -73,7 +77,6 @@ final class FastCGIServer: Sendable {
             socket.removePath()
             _exit(1)
         }
-        logger.info("counter-fcgi stopped")
     }
 
     /// One worker: accept, answer, finish, until the socket stops accepting. Every connection it

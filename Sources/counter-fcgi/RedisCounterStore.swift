@@ -27,6 +27,9 @@ final class RedisCounterStore: CounterStore {
     private var lastUsed: UInt64 = 0
     /// The connection in hand replaces one Redis closed while idle: not a reconnect to count.
     private var quietReplacement = false
+    private var lastConfigErrorLog: UInt64 = 0
+    private var configErrorsNotLogged = 0
+    static let configErrorLogIntervalNS: UInt64 = 10_000_000_000
 
     /// A connection idle this long is checked for a server-side close before it is used; a busy
     /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
@@ -265,7 +268,18 @@ final class RedisCounterStore: CounterStore {
             return .unavailable(reason: message)
         case .misconfigured:
             metrics.redisError("config")
-            logger.error("redis configuration error", metadata: metadata)
+            // Every request fails the same way until an operator acts: one line per worker every
+            // 10 s says so without flooding the log; the metric counts each one.
+            let now = MonotonicClock.now()
+            if lastConfigErrorLog == 0 || now - lastConfigErrorLog >= RedisCounterStore.configErrorLogIntervalNS {
+                var details = metadata
+                details["redis.errors_not_logged"] = "\(configErrorsNotLogged)"
+                logger.error("redis configuration error", metadata: details)
+                lastConfigErrorLog = now
+                configErrorsNotLogged = 0
+            } else {
+                configErrorsNotLogged += 1
+            }
             return .misconfigured(reason: message)
         case .unexpected:
             metrics.redisError("reply")
