@@ -21,7 +21,9 @@
 # RATE_LIMIT_BAD_KEY [2r/s] + _BURST [10], FASTCGI_TIMEOUT [5s], CLIENT_TIMEOUT [10s],
 # REAL_IP_FROM [unset: trust no proxy] (CIDRs of proxies whose X-Forwarded-For is believed),
 # FASTCGI_PARAMS [/etc/nginx/fastcgi_params], EDGE_LOG_ADDRESS [unset: off] (loopback host:port on
-# which counter-fcgi counts the requests nginx answers itself; the same value for both).
+# which counter-fcgi counts the requests nginx answers itself; the same value for both),
+# HEALTH_CHECK_ANY_HOST [false] (answer /health and /livez whatever the Host: load balancers that
+# check targets by IP).
 set -eu
 
 die() { echo "render: $*" >&2; exit 2; }
@@ -141,6 +143,12 @@ if [ -n "${EDGE_LOG_ADDRESS:-}" ]; then
         || die "EDGE_LOG_ADDRESS must be a numeric loopback host:port such as 127.0.0.1:9146, not '$EDGE_LOG_ADDRESS'"
     edge_log="access_log syslog:server=$EDGE_LOG_ADDRESS,nohostname,tag=counter_edge counter_edge if=\$edge_answered;"
 fi
+health_any_host="# HEALTH_CHECK_ANY_HOST unset: unknown hosts get no answer, health checks included."
+case ${HEALTH_CHECK_ANY_HOST:-false} in
+    true|1|yes) health_any_host="include $out/health-any-host.conf;" ;;
+    false|0|no|"") ;;
+    *) die "HEALTH_CHECK_ANY_HOST must be true or false, not '$HEALTH_CHECK_ANY_HOST'" ;;
+esac
 # Started as root (make run or the tests in a root shell), nginx's workers drop to NGINX_USER and
 # NGINX_GROUP, never root. The group must reach the 0660 FastCGI socket: make run and the tests put
 # the socket in a setgid folder of that group, as the containers share group 10001. Started
@@ -176,6 +184,7 @@ render() {
         -e "s|{{CLIENT_TIMEOUT}}|$client_timeout|g" \
         -e "s|{{REAL_IP}}|$(escape "$real_ip")|g" \
         -e "s|{{EDGE_LOG}}|$(escape "$edge_log")|g" \
+        -e "s|{{HEALTH_ANY_HOST}}|$(escape "$health_any_host")|g" \
         -e "s|{{USER_DIRECTIVE}}|$(escape "$user_directive")|g" \
         -e "s|{{FASTCGI_PARAMS}}|$(escape "${FASTCGI_PARAMS:-/etc/nginx/fastcgi_params}")|g" \
         "$1" > "$2"

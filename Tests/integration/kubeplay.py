@@ -15,7 +15,9 @@ import yaml
 def build(rendered: str, port: int, password: str, keys: str, redis_image: str) -> str:
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "counter-api")
-    config_maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("nginx-templates")]
+    # The ConfigMaps the pod mounts (none of the app's today: nginx's templates come with its image).
+    mounted = {v["configMap"]["name"] for v in deployment["spec"]["template"]["spec"]["volumes"] if "configMap" in v}
+    config_maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] in mounted]
     deployment["spec"]["replicas"] = 1
     pod = deployment["spec"]["template"]["spec"]
     for container in pod["containers"]:
@@ -35,13 +37,14 @@ def build(rendered: str, port: int, password: str, keys: str, redis_image: str) 
                     "+evalsha", "+script|load", "--appendonly", "yes",
                     "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--protected-mode", "no"],
     })
+    volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
     for volume in pod["volumes"]:
         if "secret" in volume:
             volume["configMap"] = {"name": volume.pop("secret")["secretName"]}
 
     def secret(name, data):
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-    out = [secret("counter-redis", {"password": password}), secret("counter-api-keys", {"api_keys": keys})]
+    out = [secret(volumes["redis-password"], {"password": password}), secret(volumes["api-keys"], {"api_keys": keys})]
     out += config_maps + [deployment]
     return yaml.safe_dump_all(out, sort_keys=False)
 

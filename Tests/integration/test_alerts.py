@@ -1,4 +1,4 @@
-"""Alert rules (k8s/monitoring/prometheusrule.yaml) and the Grafana dashboard: valid, the rules
+"""Alert rules (k8s/chart/files/alert-rules.yaml) and the Grafana dashboard: valid, the rules
 unit-tested with promtool (each alert fires on a tripping series and stays quiet on a healthy one),
 and both built only on metrics that the service really exports."""
 import json
@@ -12,15 +12,15 @@ import yaml
 from conftest import ROOT, KEY_WRITE
 
 MONITORING = ROOT / "k8s" / "monitoring"
+FILES = ROOT / "k8s" / "chart" / "files"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def rules_file(tmp):
-    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
-    assert rule["kind"] == "PrometheusRule"
-    (tmp / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    # The chart's source of the rules is a plain Prometheus rule file; the PrometheusRule embeds it.
+    shutil.copy(FILES / "alert-rules.yaml", tmp / "rules.yaml")
     shutil.copy(MONITORING / "alerts-test.yaml", tmp / "alerts-test.yaml")
-    return rule["spec"]["groups"]
+    return yaml.safe_load((FILES / "alert-rules.yaml").read_text())["groups"]
 
 
 def test_rules_pass_promtool_check_and_unit_tests(tmp):
@@ -71,7 +71,7 @@ def test_rules_and_dashboard_use_only_metrics_the_service_exports(start_stack, t
     assert {"counter_http_requests_total", "counter_edge_requests_total"} <= used, "the rules use the service's metrics"
     assert used <= exported, used - exported
     assert used_records and used_records <= recorded, used_records - recorded
-    dashboard = json.loads((MONITORING / "dashboard.json").read_text())
+    dashboard = json.loads((FILES / "dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(dashboard["panels"]) >= 6 and all(panel["targets"] for panel in dashboard["panels"])
     on_dashboard = {name for expr in exprs for name in re.findall(r"\b(?:counter|nginx)_[a-z_]+", expr)}
@@ -91,8 +91,7 @@ def test_monitoring_kustomization_renders():
     # The PodMonitor scrapes what the Deployment serves, under the job the rules name.
     monitor = docs["PodMonitor"]
     assert monitor["metadata"]["namespace"] == "counter-api"
-    app = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(ROOT / "k8s")],
-                         capture_output=True, text=True)
+    app = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
     assert app.returncode == 0, app.stderr
     deployment = next(d for d in yaml.safe_load_all(app.stdout)
                       if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "counter-api")
@@ -100,12 +99,12 @@ def test_monitoring_kustomization_renders():
     labels = template["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
     assert labels[monitor["spec"]["jobLabel"]] == "counter-api"
-    rules = (MONITORING / "prometheusrule.yaml").read_text()
-    assert 'job="counter-api"' in rules
+    assert docs["PrometheusRule"]["spec"] == yaml.safe_load((FILES / "alert-rules.yaml").read_text())
+    assert 'job="counter-api"' in (FILES / "alert-rules.yaml").read_text()
     endpoint, = monitor["spec"]["podMetricsEndpoints"]
     ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
     assert ports[endpoint["port"]] == 9145 and endpoint["path"] == template["metadata"]["annotations"]["prometheus.io/path"]
     assert str(ports[endpoint["port"]]) == template["metadata"]["annotations"]["prometheus.io/port"]
-    dashboard = docs["ConfigMap"]
-    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert json.loads(dashboard["data"]["dashboard.json"])["uid"] == "counter-api"
+    dashboard = next(d for d in yaml.safe_load_all(app.stdout) if d and d["kind"] == "ConfigMap"
+                     and d["metadata"]["labels"].get("grafana_dashboard") == "1")
+    assert json.loads(dashboard["data"]["counter-api.json"]) == json.loads((FILES / "dashboard.json").read_text())

@@ -335,3 +335,19 @@ def test_responder_errors_pass_through_nginx_unchanged(stack):
     stack.redis.cli("SET", "api_counter", str(2**63 - 1))
     assert_problem(stack.curl("POST", "/write", KEY_WRITE), 409)
     assert stack.curl("POST", "/reset", KEY_ADMIN).json()["value"] == 0
+
+
+def test_health_checks_by_address_get_no_answer_by_default(stack):
+    assert stack.curl("GET", "/health", host="10.1.2.3").status is None
+
+
+def test_health_checks_by_address_are_answered_when_asked_for(start_stack):
+    # An AWS ALB checks a target with its IP as Host; with HEALTH_CHECK_ANY_HOST only /health and
+    # /livez answer it: every other request for an unknown host stays unanswered.
+    lb = start_stack(nginx_env={"HEALTH_CHECK_ANY_HOST": "true"})
+    health = lb.curl("GET", "/health", host="10.1.2.3")
+    assert health.status == 200 and health.json()["redis"] == "connected"
+    assert lb.curl("GET", "/livez", host="10.1.2.3:8080").status == 200
+    assert_problem(lb.curl("POST", "/health", host="10.1.2.3"), 405)
+    assert lb.curl("GET", "/read", KEY_READ, host="10.1.2.3").status is None
+    assert lb.curl("GET", "/read", KEY_READ).status == 200, "the named host still serves everything"

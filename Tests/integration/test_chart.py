@@ -1,0 +1,285 @@
+"""The Helm chart (k8s/chart), the one source of the Kubernetes manifests, checked offline with
+Helm's own engine (helmtool.py, through helm-python-sdk in .tools/venv): strict lint, every shipped
+values file rendered and validated (kubernetes-validate --strict, checkov), the schema's refusals,
+the values table of the docs, the plain manifests equal to the rendered defaults, the AWS and
+external-Redis shapes, generated Secrets, the helm test pod, and the Argo CD objects."""
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+VENV = ROOT / ".tools" / "venv" / "bin"
+CHART = ROOT / "k8s" / "chart"
+K8S_VERSION = "1.31.0"
+PROFILES = ["values-ingress-nginx.yaml", "values-aws.yaml"]
+
+
+def helm(*args):
+    out = subprocess.run([str(VENV / "python"), str(ROOT / "Tests" / "integration" / "helmtool.py"), *args],
+                         capture_output=True, text=True, timeout=120)
+    return out.returncode, json.loads(out.stdout) if out.stdout.strip() else out.stderr
+
+
+def render(values=None, release="counter-api"):
+    code, out = helm("render", json.dumps(values or {}), release, "counter-api")
+    assert code == 0, out
+    return out
+
+
+def objects(rendered, hooks=False):
+    docs = []
+    for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt") or ("/templates/tests/" in path and not hooks):
+            continue
+        docs += [d for d in yaml.safe_load_all(text) if d]
+    return docs
+
+
+def find(docs, kind, name=None):
+    return next(d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name))
+
+
+def values_file(name):
+    return yaml.safe_load((CHART / name).read_text())
+
+
+def container(docs, name):
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] if c["name"] == name)
+
+
+def env(c):
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def test_chart_lints_strictly_without_a_warning():
+    code, report = helm("lint")
+    assert code == 0 and report["errors"] == [], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report["messages"]
+
+
+def test_plain_manifests_are_the_rendered_defaults():
+    out = subprocess.run([str(VENV / "python"), str(ROOT / "scripts" / "render-manifests.py"), "--check"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # And `kubectl apply -k k8s` (no flag) gives the same objects, plus the namespace.
+    kustomized = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s")], capture_output=True, text=True, timeout=60)
+    assert kustomized.returncode == 0, kustomized.stderr
+    applied = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(kustomized.stdout) if d}
+    chart = {(d["kind"], d["metadata"]["name"]): d for d in objects(render())}
+    assert set(applied) == set(chart) | {("Namespace", "counter-api")}
+    for key, obj in chart.items():
+        mine = applied[key]
+        assert {k: v for k, v in mine.items() if k != "metadata"} == {k: v for k, v in obj.items() if k != "metadata"}, key
+        assert mine["metadata"].get("labels") == obj["metadata"].get("labels"), key
+        assert mine["metadata"].get("annotations") == obj["metadata"].get("annotations"), key
+        assert mine["metadata"]["namespace"] == "counter-api"
+
+
+def test_nothing_in_k8s_is_a_copy_of_nginx_config():
+    # nginx's templates come with its image; the manifests carry settings only.
+    for path in (ROOT / "k8s").rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".conf", ".sh"):
+            text = path.read_text()
+            assert "fastcgi_pass" not in text and "limit_req_zone" not in text, path
+
+
+@pytest.mark.parametrize("profile", [None, *PROFILES, "env/production.yaml"])
+def test_every_values_file_renders_validates_and_passes_checkov(tmp, profile):
+    values = values_file(profile) if profile else {}
+    if profile == "env/production.yaml":
+        values = {**values_file("values-aws.yaml"), **values}
+    code, result = helm("validate", json.dumps(values))
+    assert code == 0 and result["ok"], result
+    docs = objects(render(values), hooks=True)
+    path = tmp / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    out = subprocess.run([str(VENV / "kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run([str(VENV / "checkov"), "--skip-download", "--quiet", "--compact", "--framework", "kubernetes",
+                          "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=600)
+    report = json.loads(out.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
+    assert failed == [], failed
+
+
+@pytest.mark.parametrize("values,where", [
+    ({"replicaCuont": 3}, "'replicaCuont' not allowed"),
+    ({"app": {"threads": "16"}}, "/app/threads"),
+    ({"app": {"treads": 16}}, "'treads' not allowed"),
+    ({"nginx": {"rateLimits": {"perKey": "fast"}}}, "/nginx/rateLimits/perKey"),
+    ({"redis": {"mode": "cluster"}}, "/redis/mode"),
+    ({"ingress": {"aws": {"sslPolicy": "ELBSecurityPolicy-2016-08"}}}, "/ingress/aws/sslPolicy"),
+    ({"image": {"app": {"digest": "sha256:abc"}}}, "/image/app/digest"),
+    ({"monitoring": {"enabled": True}}, "'enabled' not allowed"),
+])
+def test_schema_rejects_unknown_keys_and_wrong_types(values, where):
+    code, result = helm("validate", json.dumps(values))
+    assert code == 0 and not result["ok"] and where in result["error"], result
+
+
+def schema_leaves(node, path=""):
+    props = node.get("properties")
+    if node.get("type") == "object" and props and not path.endswith("resources"):
+        return [leaf for key, sub in props.items() for leaf in schema_leaves(sub, f"{path}.{key}" if path else key)]
+    return [path]
+
+
+def test_values_doc_documents_every_value_and_nothing_else():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    documented = re.findall(r"^\| `([a-zA-Z.]+)` \|", (ROOT / "docs" / "helm-values.md").read_text(), re.M)
+    assert sorted(documented) == sorted(schema_leaves(schema))
+    assert len(documented) == len(set(documented))
+    # Every default in values.yaml is a documented key.
+    defaults = values_file("values.yaml")
+
+    def keys(node, path=""):
+        if isinstance(node, dict) and node and not path.endswith(("resources", "annotations", "Annotations")):
+            return [k for key, sub in node.items() for k in keys(sub, f"{path}.{key}" if path else key)]
+        return [path]
+    assert set(keys(defaults)) <= set(documented), set(keys(defaults)) - set(documented)
+
+
+def test_aws_profile_is_an_alb_with_acm_tls_and_the_vpc_trusted():
+    docs = objects(render(values_file("values-aws.yaml")))
+    ingress = find(docs, "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    assert ingress["spec"]["ingressClassName"] == "alb" and "tls" not in ingress["spec"]
+    assert notes["alb.ingress.kubernetes.io/certificate-arn"].startswith("arn:aws:acm:")
+    assert json.loads(notes["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}, {"HTTPS": 443}]
+    assert notes["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
+    assert notes["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13-1-2")
+    assert notes["alb.ingress.kubernetes.io/target-type"] == "ip"
+    assert notes["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert notes["alb.ingress.kubernetes.io/healthcheck-path"] == "/health"
+    assert not any(k.startswith(("cert-manager", "nginx.ingress")) for k in notes)
+    nginx = env(container(docs, "nginx"))
+    assert nginx["REAL_IP_FROM"] == "10.0.0.0/16" and nginx["HEALTH_CHECK_ANY_HOST"] == "true"
+    policy = find(docs, "NetworkPolicy", "counter-api-from-ingress")
+    sources = policy["spec"]["ingress"][0]["from"]
+    assert {"ipBlock": {"cidr": "10.0.0.0/16"}} in sources
+    assert not any("namespaceSelector" in s for s in sources), "an ALB in ip mode comes from the VPC, not a namespace"
+    code, out = helm("render", json.dumps({"ingress": {"className": "alb"}}))
+    assert code == 3 and "ingress.aws.certificateArn is required" in out["helm_error"]
+
+
+def test_ingress_nginx_profile_is_cert_manager_tls():
+    docs = objects(render(values_file("values-ingress-nginx.yaml")))
+    ingress = find(docs, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"hosts": ["counter.example.com"], "secretName": "counter-api-tls"}]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert env(container(docs, "nginx"))["HEALTH_CHECK_ANY_HOST"] == "false"
+
+
+def test_external_redis_has_no_statefulset_and_points_the_app_there():
+    docs = objects(render({"redis": {"mode": "external", "external": {"host": "redis.internal.example", "port": 6380}}}))
+    assert not any(d["kind"] == "StatefulSet" for d in docs)
+    app = env(container(docs, "counter-fcgi"))
+    assert app["REDIS_HOST"] == "redis.internal.example" and app["REDIS_PORT"] == "6380"
+    egress = find(docs, "NetworkPolicy", "counter-api-to-redis-and-dns")["spec"]["egress"][0]
+    assert egress["ports"] == [{"protocol": "TCP", "port": 6380}]
+    code, out = helm("render", json.dumps({"redis": {"mode": "external"}}))
+    assert code == 3 and "redis.external.host is required" in out["helm_error"]
+
+
+def test_settings_images_by_digest_and_names_follow_the_release():
+    digest = "sha256:" + "0f" * 32
+    docs = objects(render({"host": "api.test.example", "image": {"app": {"digest": digest}},
+                           "app": {"threads": 8, "debug": True}, "autoscaling": {"enabled": False}, "replicas": 2},
+                          release="prod"))
+    deployment = find(docs, "Deployment", "prod-counter-api")
+    assert deployment["spec"]["replicas"] == 2
+    assert not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs)
+    app = container(docs, "counter-fcgi")
+    assert app["image"] == f"localhost/counter-fcgi@{digest}"
+    assert env(app)["FCGI_THREADS"] == "8" and env(app)["DEBUG"] == "true"
+    assert env(app)["REDIS_HOST"] == "prod-counter-api-redis"
+    assert env(container(docs, "nginx"))["SERVER_NAMES"] == "api.test.example localhost"
+    assert find(docs, "Ingress")["spec"]["rules"][0]["host"] == "api.test.example"
+
+
+def test_generated_secrets_are_made_once_and_roll_the_pods():
+    values = {"apiKeys": {"existingSecret": ""}, "redis": {"existingSecret": ""}}
+    docs = objects(render(values))
+    keys, redis = find(docs, "Secret", "counter-api-keys"), find(docs, "Secret", "counter-api-redis-auth")
+    assert keys["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    admin = keys["stringData"]["admin-key"]
+    assert len(admin) == 32 and keys["stringData"]["api_keys"] == f"{admin} admin generated-admin\n"
+    assert len(redis["stringData"]["password"]) == 32 and len(redis["stringData"]["admin-password"]) == 32
+    pod = find(docs, "Deployment")["spec"]["template"]
+    volumes = {v["name"]: v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v}
+    assert volumes == {"api-keys": "counter-api-keys", "redis-password": "counter-api-redis-auth"}
+    default_sum = find(objects(render()), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secrets"]
+    assert pod["metadata"]["annotations"]["checksum/secrets"] != default_sum
+    assert "kind: Secret" not in (ROOT / "k8s" / "manifests" / "counter-api.yaml").read_text()
+
+
+def test_redis_config_change_restarts_redis():
+    first = find(objects(render()), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    changed = objects(render({"redis": {"standalone": {"appendfsync": "always"}}}))
+    assert find(changed, "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != first
+    assert "appendfsync always" in find(changed, "ConfigMap", "counter-api-redis-config")["data"]["redis.conf"]
+
+
+def test_monitoring_follows_the_operator_api_and_the_toggles():
+    assert not any(d["kind"] in ("PodMonitor", "PrometheusRule") for d in objects(render()))
+    docs = objects(render({"monitoring": {"assumeOperatorAPI": True}}))
+    rule = find(docs, "PrometheusRule")
+    source = yaml.safe_load((CHART / "files" / "alert-rules.yaml").read_text())
+    assert rule["spec"] == source, "the rules exactly as promtool tests them"
+    assert find(docs, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    off = objects(render({"monitoring": {"assumeOperatorAPI": True, "podMonitor": False, "dashboard": False}}))
+    assert {d["kind"] for d in off} >= {"PrometheusRule"} and "PodMonitor" not in {d["kind"] for d in off}
+    assert not any(d["kind"] == "ConfigMap" and "dashboard" in d["metadata"]["name"] for d in off)
+
+
+def test_helm_test_pod_checks_health_through_the_service():
+    rendered = render()
+    test = next(yaml.safe_load(text) for path, text in rendered.items() if "/templates/tests/" in path)
+    assert test["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = test["spec"]["containers"][0]["args"][0]
+    assert "/dev/tcp/counter-api/80" in script and "GET /health" in script and '"redis":"connected"' in script
+    assert "counter-api/test-of" in test["metadata"]["labels"]
+    policy = find(objects(rendered), "NetworkPolicy", "counter-api-from-ingress")
+    assert {"podSelector": {"matchLabels": {"counter-api/test-of": "counter-api"}}} in policy["spec"]["ingress"][0]["from"]
+    assert "helm test counter-api" in rendered["counter-api/templates/NOTES.txt"]
+
+
+def test_argocd_application_and_project():
+    app = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
+    project = yaml.safe_load((ROOT / "k8s" / "argocd" / "appproject.yaml").read_text())
+    source = app["spec"]["source"]
+    assert (ROOT / source["path"] / "Chart.yaml").exists()
+    merged = {}
+    for name in source["helm"]["valueFiles"]:
+        assert (ROOT / source["path"] / name).exists(), name
+        merged = {**merged, **values_file(name)}
+    code, result = helm("validate", json.dumps(merged))
+    assert code == 0 and result["ok"], result
+    docs = objects(render(merged, release=source["helm"]["releaseName"]))
+    policy = app["spec"]["syncPolicy"]
+    assert policy["automated"] == {"prune": True, "selfHeal": True}
+    assert "CreateNamespace=true" in policy["syncOptions"] and "RespectIgnoreDifferences=true" in policy["syncOptions"]
+    assert policy["retry"]["limit"] >= 3 and policy["retry"]["backoff"]["factor"] >= 2
+    assert app["spec"]["ignoreDifferences"] == [{"group": "apps", "kind": "Deployment", "name": "counter-api",
+                                                  "jsonPointers": ["/spec/replicas"]}]
+    assert app["spec"]["destination"]["namespace"] == "counter-api"
+    # The project admits exactly this repository, namespace and the kinds the chart makes.
+    assert project["spec"]["sourceRepos"] == [source["repoURL"]]
+    assert project["spec"]["destinations"] == [app["spec"]["destination"]]
+    allowed = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
+    every = objects(render({**merged, "monitoring": {"assumeOperatorAPI": True},
+                            "apiKeys": {"existingSecret": ""}, "redis": {"existingSecret": ""}}))
+    made = {(d["apiVersion"].split("/")[0] if "/" in d["apiVersion"] else "", d["kind"]) for d in every}
+    assert made <= allowed, made - allowed
+    # Sync waves: Redis before the API.
+    waves = {d["kind"]: int(d["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0")) for d in docs}
+    assert waves["StatefulSet"] < waves["Deployment"]
