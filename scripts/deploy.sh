@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Deploys counter-fcgi to the Kubernetes cluster of the current kubectl context (the original
-# service's deploy interface):
-#   scripts/deploy.sh deploy    Secrets if missing, manifests from k8s/ (host and images set), wait
+# service's deploy interface). With helm on the PATH it installs or upgrades the chart (k8s/chart);
+# without it, it applies the plain manifests rendered from that chart (k8s/, kubectl apply -k).
+#   scripts/deploy.sh deploy    Secrets if missing, then the chart or the manifests (host and images set), wait
 #   scripts/deploy.sh status    what runs, rollout state
 #   scripts/deploy.sh test      /health, /read, POST /write through the ingress, with the API key
 #   scripts/deploy.sh cleanup   delete everything, Redis data included (asks CONFIRM=yes)
-#   scripts/deploy.sh render    print the manifests deploy would apply (no cluster needed)
+#   scripts/deploy.sh render    print what deploy would apply (no cluster needed)
 # Settings: HOST (public host; default k8s/settings.env), APP_IMAGE, NGINX_IMAGE, REDIS_IMAGE
 # (registry/name:tag or name@sha256:..., pinned by the pipeline), API_KEYS_FILE or API_KEY (keys for
 # the counter-api-keys Secret on first deploy, or to replace them), API_KEY (for `test`),
-# BASE_URL (default https://$HOST), NAMESPACE (default counter-api), TIMEOUT (default 300s).
+# VALUES (space-separated extra values files for the chart, e.g. k8s/chart/values-aws.yaml),
+# USE_HELM (auto, 1 or 0), BASE_URL (default https://$HOST), NAMESPACE (default counter-api),
+# TIMEOUT (default 300s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ns=${NAMESPACE:-counter-api}
@@ -23,19 +26,53 @@ need_cluster() {
 }
 host() { echo "${HOST:-$(sed -n 's/^host=//p' k8s/settings.env)}"; }
 
+use_helm() {
+  case ${USE_HELM:-auto} in
+    1) command -v helm >/dev/null || die "USE_HELM=1 but helm is not installed (https://helm.sh/docs/intro/install/)"; return 0 ;;
+    0) return 1 ;;
+    *) command -v helm >/dev/null ;;
+  esac
+}
+# The chart's flags for one image: repository plus tag or digest.
+image_args() {  # KEY REF
+  local key=$1 ref=$2
+  case $ref in
+    *@sha256:*) chart_args+=(--set "image.$key.repository=${ref%@*}" --set "image.$key.digest=${ref#*@}") ;;
+    *:*) chart_args+=(--set "image.$key.repository=${ref%:*}" --set "image.$key.tag=${ref##*:}" --set "image.$key.digest=") ;;
+    *) die "$key image '$ref' needs a tag or a digest" ;;
+  esac
+}
+# Fills chart_args with the chart's settings from the environment.
+helm_args() {
+  chart_args=(--namespace "$ns" --set "host=$(host)")
+  [ -n "${APP_IMAGE:-}" ] && image_args app "$APP_IMAGE"
+  [ -n "${NGINX_IMAGE:-}" ] && image_args nginx "$NGINX_IMAGE"
+  [ -n "${REDIS_IMAGE:-}" ] && image_args redis "$REDIS_IMAGE"
+  local file
+  for file in ${VALUES:-}; do
+    [ -r "$file" ] || die "VALUES: cannot read $file"
+    chart_args+=(-f "$file")
+  done
+}
+
 render() {
+  if use_helm; then
+    helm_args
+    helm template counter-api k8s/chart "${chart_args[@]}"
+    return
+  fi
   local work
   work=$(mktemp -d)
-  cp -r k8s nginx "$work/"
+  cp -r k8s "$work/"
   printf 'host=%s\n' "$(host)" >"$work/k8s/settings.env"
   (
     cd "$work/k8s"
-    [ -n "${APP_IMAGE:-}" ] && set_image counter-fcgi "$APP_IMAGE"
-    [ -n "${NGINX_IMAGE:-}" ] && set_image counter-nginx "$NGINX_IMAGE"
+    [ -n "${APP_IMAGE:-}" ] && set_image localhost/counter-fcgi "$APP_IMAGE"
+    [ -n "${NGINX_IMAGE:-}" ] && set_image localhost/counter-nginx "$NGINX_IMAGE"
     [ -n "${REDIS_IMAGE:-}" ] && set_image redis "$REDIS_IMAGE"
     true
   )
-  kubectl kustomize --load-restrictor LoadRestrictionsNone "$work/k8s"
+  kubectl kustomize "$work/k8s"
   rm -rf "$work"
 }
 # Rewrites one `images:` entry of the working copy's kustomization (kustomize edit, without kustomize).
@@ -61,9 +98,9 @@ PY
 
 ensure_secrets() {
   kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl apply -f k8s/namespace.yaml
-  if ! kubectl -n "$ns" get secret counter-redis >/dev/null 2>&1; then
-    echo "deploy: creating Secret counter-redis with random passwords (app user, admin user)" >&2
-    kubectl -n "$ns" create secret generic counter-redis \
+  if ! kubectl -n "$ns" get secret counter-api-redis >/dev/null 2>&1; then
+    echo "deploy: creating Secret counter-api-redis with random passwords (app user, admin user)" >&2
+    kubectl -n "$ns" create secret generic counter-api-redis \
       --from-literal=password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
       --from-literal=admin-password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
   fi
@@ -88,8 +125,13 @@ case $cmd in
   deploy)
     need_cluster
     ensure_secrets
-    render | kubectl apply -f -
-    kubectl -n "$ns" rollout status statefulset/counter-redis --timeout="$timeout"
+    if use_helm; then
+      helm_args
+      helm upgrade --install counter-api k8s/chart "${chart_args[@]}" --wait --timeout "$timeout"
+    else
+      render | kubectl apply -f -
+    fi
+    kubectl -n "$ns" rollout status statefulset/counter-api-redis --timeout="$timeout"
     kubectl -n "$ns" rollout status deployment/counter-api --timeout="$timeout"
     echo "deploy: counter-api is up on https://$(host)" >&2
     ;;
@@ -114,7 +156,7 @@ case $cmd in
     check GET /read "$API_KEY"
     ;;
   render)
-    command -v kubectl >/dev/null || die "kubectl is not installed (it renders the kustomization)"
+    use_helm || command -v kubectl >/dev/null || die "neither helm nor kubectl is installed (one renders the manifests)"
     render
     ;;
   cleanup)

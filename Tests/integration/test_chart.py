@@ -283,3 +283,40 @@ def test_argocd_application_and_project():
     # Sync waves: Redis before the API.
     waves = {d["kind"]: int(d["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0")) for d in docs}
     assert waves["StatefulSet"] < waves["Deployment"]
+
+
+def test_gitops_pinning_changes_only_the_digests_and_renders(tmp):
+    source = CHART / "env" / "production.yaml"
+    pinned = tmp / "production.yaml"
+    pinned.write_text(source.read_text())
+    app, nginx = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+    env = {"PATH": "/usr/bin:/bin", "APP_REPOSITORY": "ghcr.io/acme/counter-fcgi", "APP_DIGEST": app,
+           "NGINX_REPOSITORY": "ghcr.io/acme/counter-nginx", "NGINX_DIGEST": nginx}
+    out = subprocess.run(["python3", str(ROOT / "scripts" / "pin-images.py"), str(pinned)], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    before, after = source.read_text().splitlines(), pinned.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(before) == len(after) and len(changed) == 4, changed
+    assert all(re.match(r"^    (repository|digest): ", b) for _, b in changed)
+    values = {**values_file("values-aws.yaml"), **yaml.safe_load(pinned.read_text())}
+    images = {c["name"]: c["image"] for c in find(objects(render(values)), "Deployment")["spec"]["template"]["spec"]["containers"]}
+    assert images == {"counter-fcgi": f"ghcr.io/acme/counter-fcgi@{app}", "nginx": f"ghcr.io/acme/counter-nginx@{nginx}"}
+    bad = subprocess.run(["python3", str(ROOT / "scripts" / "pin-images.py"), str(pinned)],
+                         env={**env, "APP_DIGEST": "latest"}, capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "is not sha256:<64 hex>" in bad.stderr
+
+
+def test_workflow_deploys_by_push_or_by_gitops():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    jobs = workflow["jobs"]
+    assert "vars.DEPLOY_MODE != 'gitops'" in jobs["deploy"]["if"]
+    gitops = jobs["gitops"]
+    assert "vars.DEPLOY_MODE == 'gitops'" in gitops["if"] and gitops["permissions"] == {"contents": "write"}
+    steps = " ".join(step.get("run", "") for step in gitops["steps"])
+    app = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
+    pinned = f"{app['spec']['source']['path']}/{app['spec']['source']['helm']['valueFiles'][-1]}"
+    assert f"scripts/pin-images.py {pinned}" in steps and f"git add {pinned}" in steps
+    assert "id-token" not in json.dumps(gitops), "the GitOps job needs no cloud credentials"
+    lint = " ".join(step.get("run", "") for step in jobs["images"]["steps"])
+    assert "helm lint --strict k8s/chart" in lint and "LoadRestrictionsNone" not in lint

@@ -158,11 +158,33 @@ def test_deploy_script_renders_pinned_images_and_host():
     assert (ROOT / "k8s" / "settings.env").read_text() == "host=counter.example.com\n", "the repo copy is untouched"
 
 
+def test_deploy_script_uses_the_chart_when_helm_is_there():
+    # The fake helm of Tests/integration/fakehelm runs Helm's own engine (helm-python-sdk).
+    digest = "sha256:" + "cd" * 32
+    env = {"PATH": f"{ROOT / 'Tests/integration/fakehelm'}:{os.environ['PATH']}", "USE_HELM": "1",
+           "HOST": "api.example.org", "VALUES": "k8s/chart/values-aws.yaml",
+           "APP_IMAGE": f"reg.example/counter-fcgi@{digest}", "NGINX_IMAGE": "reg.example/counter-nginx:v2"}
+    out = run("scripts/deploy.sh", "render", env=env)
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    images = {c["name"]: c["image"] for d in docs if d["kind"] == "Deployment"
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"counter-fcgi": f"reg.example/counter-fcgi@{digest}", "nginx": "reg.example/counter-nginx:v2"}
+    ingress = next(d for d in docs if d["kind"] == "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "alb" and ingress["spec"]["rules"][0]["host"] == "api.example.org"
+    assert all(d["metadata"].get("namespace") == "counter-api" for d in docs)
+    missing = run("scripts/deploy.sh", "render", env={**env, "VALUES": "no-such-values.yaml"}, check=False)
+    assert missing.returncode == 1 and "VALUES: cannot read no-such-values.yaml" in missing.stderr
+    without = run("scripts/deploy.sh", "render", env={**env, "PATH": "/usr/bin:/bin", "USE_HELM": "1"}, check=False)
+    assert without.returncode == 1 and "helm is not installed" in without.stderr
+
+
 @pytest.mark.parametrize("command", ["deploy", "status", "cleanup"])
 def test_deploy_scripts_fail_clearly_without_a_cluster(tmp, command):
     env = {"KUBECONFIG": str(tmp / "no-such-config")}
     out = run("scripts/deploy.sh", command, env=env, check=False)
     assert out.returncode == 1 and "no current context" in out.stderr
+    simple = run("scripts/simple-deploy.sh", env=env, check=False)
+    assert simple.returncode == 1 and "no current context" in simple.stderr
     status = run("scripts/check-status.sh", env=env, check=False)
     assert status.returncode == 1 and "no current context" in status.stderr
     assert run("scripts/deploy.sh", "bogus", check=False).returncode == 2
