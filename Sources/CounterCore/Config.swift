@@ -10,7 +10,14 @@ import Darwin
 /// (`REDIS_HOST`, `REDIS_PORT`, `REDIS_DB`, `REDIS_PASSWORD`, `DEBUG`; docs/DESIGN.md). nginx-side
 /// settings (`PORT`, `API_KEY`, `API_KEYS_FILE`) are not read here: keys never reach this process.
 public struct Config: Sendable, Equatable {
+    /// The one Redis, when there is no Sentinel (`REDIS_HOST`, `REDIS_PORT`).
     public var redis: RedisEndpoint
+    /// The Sentinels to ask for the primary (`REDIS_SENTINELS`); nil: the fixed `redis` address.
+    public var sentinel: SentinelSettings?
+    /// Replicas that must acknowledge each write before it is answered 200 (`WAIT`); 0: no WAIT.
+    public var waitReplicas: Int
+    /// How long a write waits for those acknowledgements (`WAIT`'s timeout).
+    public var waitTimeoutMS: Int
     public var redisDB: Int
     public var redisUsername: String?
     public var redisPassword: String?
@@ -48,15 +55,7 @@ public struct Config: Sendable, Equatable {
         redisUsername = source.string(options?.redisUsername, env: "REDIS_USERNAME", flag: "--redis-username").flatMap { $0.isEmpty ? nil : $0 }
         redisPassword = source.string(options?.redisPassword, env: "REDIS_PASSWORD", flag: "--redis-password").flatMap { $0.isEmpty ? nil : $0 }
         if redisPassword == nil, let path = environment["REDIS_PASSWORD_FILE"], !path.isEmpty {
-            // Docker and Kubernetes secrets arrive as files; a trailing newline is not part of it.
-            guard let text = readFile(path) else {
-                throw ConfigError(setting: "REDIS_PASSWORD_FILE", value: path, reason: "cannot be read")
-            }
-            let password = String(text.reversed().drop { $0 == "\n" || $0 == "\r" }.reversed())
-            guard !password.isEmpty else {
-                throw ConfigError(setting: "REDIS_PASSWORD_FILE", value: path, reason: "is empty")
-            }
-            redisPassword = password
+            redisPassword = try Config.secret(fromFile: path, setting: "REDIS_PASSWORD_FILE", readFile: readFile)
         }
         if redisUsername != nil, redisPassword == nil {
             throw ConfigError(setting: "REDIS_USERNAME", value: redisUsername, reason: "needs REDIS_PASSWORD as well (AUTH user password)")
@@ -65,6 +64,18 @@ public struct Config: Sendable, Equatable {
                                                    flag: "--redis-connect-timeout-ms", in: 1...60_000, default: 500)
         redisTimeoutMS = try source.integer(options?.redisTimeoutMS, env: "REDIS_TIMEOUT_MS",
                                             flag: "--redis-timeout-ms", in: 1...60_000, default: 1000)
+
+        sentinel = try Config.sentinelSettings(options: options, source: &source, readFile: readFile)
+        waitReplicas = try source.integer(options?.redisWaitReplicas, env: "REDIS_WAIT_REPLICAS",
+                                          flag: "--redis-wait-replicas", in: 0...16, default: 0)
+        waitTimeoutMS = try source.integer(options?.redisWaitTimeoutMS, env: "REDIS_WAIT_TIMEOUT_MS",
+                                           flag: "--redis-wait-timeout-ms", in: 1...10_000, default: 300)
+        // WAIT must give up before the command timeout does, or a slow acknowledgement would look
+        // like a broken connection instead of a shortfall.
+        if waitReplicas > 0, waitTimeoutMS >= redisTimeoutMS {
+            throw ConfigError(setting: source.last, value: String(waitTimeoutMS),
+                              reason: "must be below REDIS_TIMEOUT_MS (\(redisTimeoutMS))")
+        }
 
         counterKey = source.string(options?.counterKey, env: "COUNTER_KEY", flag: "--counter-key") ?? "api_counter"
         if counterKey.isEmpty || counterKey.utf8.count > 512 {
@@ -101,6 +112,46 @@ public struct Config: Sendable, Equatable {
         } else {
             debug = false
         }
+    }
+
+    /// `REDIS_SENTINELS` and the settings that go with it; nil when it is unset.
+    private static func sentinelSettings(options: Options?, source: inout Source,
+                                         readFile: (String) -> String?) throws(ConfigError) -> SentinelSettings? {
+        guard let list = source.string(options?.redisSentinels, env: "REDIS_SENTINELS", flag: "--redis-sentinels") else {
+            return nil
+        }
+        var sentinels: [HostPort] = []
+        for entry in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = entry.trimmingSpaces
+            do {
+                sentinels.append(try HostPort(parsing: text))
+            } catch {
+                throw ConfigError(setting: source.last, value: list, reason: "'\(text)': \(error.text) (a comma-separated host:port list)")
+            }
+        }
+        let name = source.string(options?.redisSentinelName, env: "REDIS_SENTINEL_NAME", flag: "--redis-sentinel-name") ?? "counter"
+        guard name.utf8.count <= 128, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ConfigError(setting: source.last, value: name, reason: "must be 1 to 128 printable characters without spaces")
+        }
+        let username = source.string(options?.redisSentinelUsername, env: "REDIS_SENTINEL_USERNAME", flag: "--redis-sentinel-username")
+        var password = source.string(options?.redisSentinelPassword, env: "REDIS_SENTINEL_PASSWORD", flag: "--redis-sentinel-password")
+        if password == nil, let path = source.environment["REDIS_SENTINEL_PASSWORD_FILE"], !path.isEmpty {
+            password = try secret(fromFile: path, setting: "REDIS_SENTINEL_PASSWORD_FILE", readFile: readFile)
+        }
+        if username != nil, password == nil {
+            throw ConfigError(setting: "REDIS_SENTINEL_USERNAME", value: username, reason: "needs REDIS_SENTINEL_PASSWORD as well")
+        }
+        return SentinelSettings(sentinels: sentinels, primaryName: name, username: username, password: password)
+    }
+
+    /// A secret from a file (Docker and Kubernetes secrets); a trailing newline is not part of it.
+    private static func secret(fromFile path: String, setting: String, readFile: (String) -> String?) throws(ConfigError) -> String {
+        guard let text = readFile(path) else {
+            throw ConfigError(setting: setting, value: path, reason: "cannot be read")
+        }
+        let secret = String(text.reversed().drop { $0 == "\n" || $0 == "\r" }.reversed())
+        guard !secret.isEmpty else { throw ConfigError(setting: setting, value: path, reason: "is empty") }
+        return secret
     }
 
     /// Reads a file of at most 64 KiB as UTF-8 (secrets are short), or nil.
@@ -153,7 +204,12 @@ public struct Config: Sendable, Equatable {
     /// The effective settings for the start-up log line; the password is never included.
     public var logSummary: [String: String] {
         [
-            "redis": redis.description,
+            "redis": sentinel == nil ? redis.description : "sentinel",
+            "redis.sentinels": sentinel?.sentinels.map(\.description).joined(separator: ",") ?? "",
+            "redis.sentinel_name": sentinel?.primaryName ?? "",
+            "redis.sentinel_password": sentinel?.password == nil ? "unset" : "set",
+            "redis.wait_replicas": String(waitReplicas),
+            "redis.wait_timeout_ms": String(waitTimeoutMS),
             "redis.db": String(redisDB),
             "redis.username": redisUsername ?? "",
             "redis.password": redisPassword == nil ? "unset" : "set",
@@ -172,6 +228,10 @@ public struct Config: Sendable, Equatable {
 }
 
 /// Picks flag over variable and remembers which one a value came from, for the error line.
+private extension Substring {
+    var trimmingSpaces: String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
+}
+
 private struct Source {
     let environment: [String: String]
     private(set) var last = ""

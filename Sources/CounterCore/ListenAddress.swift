@@ -76,7 +76,7 @@ public struct EdgeLogAddress: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// `host:port` or `[v6-host]:port`, split; the host without brackets, the port 1 to 65535.
-private func splitHostPort(_ text: Substring, example: String) throws(ConfigError.Reason) -> (String, Int) {
+func splitHostPort(_ text: Substring, example: String) throws(ConfigError.Reason) -> (String, Int) {
     guard let colon = text.lastIndex(of: ":") else { throw .init("needs host:port, e.g. \(example)") }
     var host = String(text[..<colon])
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -86,6 +86,6 @@ private func splitHostPort(_ text: Substring, example: String) throws(ConfigErro
 }
 
 /// The inverse of ``splitHostPort(_:example:)``: brackets around an IPv6 host.
-private func hostPortText(_ host: String, _ port: Int) -> String {
+func hostPortText(_ host: String, _ port: Int) -> String {
     host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
 }

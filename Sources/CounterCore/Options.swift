@@ -19,6 +19,24 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("redis-password"), help: "Redis password for AUTH (REDIS_PASSWORD, or a file named by REDIS_PASSWORD_FILE). Prefer those: flags show in ps.")
     public var redisPassword: String?
 
+    @Option(name: .customLong("redis-sentinels"), help: "Comma-separated host:port list of Sentinels to ask for the primary; when set, the Redis host and port are not used (REDIS_SENTINELS; default unset).")
+    public var redisSentinels: String?
+
+    @Option(name: .customLong("redis-sentinel-name"), help: "The primary's name in Sentinel (REDIS_SENTINEL_NAME; default counter).")
+    public var redisSentinelName: String?
+
+    @Option(name: .customLong("redis-sentinel-username"), help: "Sentinel's own ACL user (REDIS_SENTINEL_USERNAME; needs its password).")
+    public var redisSentinelUsername: String?
+
+    @Option(name: .customLong("redis-sentinel-password"), help: "Sentinel's own password (REDIS_SENTINEL_PASSWORD, or a file named by REDIS_SENTINEL_PASSWORD_FILE).")
+    public var redisSentinelPassword: String?
+
+    @Option(name: .customLong("redis-wait-replicas"), help: "Replicas that must acknowledge each write before it is answered 200, 0 to 16 (REDIS_WAIT_REPLICAS; default 0: off).")
+    public var redisWaitReplicas: String?
+
+    @Option(name: .customLong("redis-wait-timeout-ms"), help: "How long a write waits for those acknowledgements, in ms, below the command timeout (REDIS_WAIT_TIMEOUT_MS; default 300).")
+    public var redisWaitTimeoutMS: String?
+
     @Option(name: .customLong("redis-connect-timeout-ms"), help: "Bound on each Redis connect, in ms (REDIS_CONNECT_TIMEOUT_MS; default 500).")
     public var redisConnectTimeoutMS: String?
 

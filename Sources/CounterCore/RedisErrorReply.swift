@@ -24,15 +24,20 @@ public enum RedisErrorReply: Equatable, Sendable {
     case unexpected
 
     /// Classifies Redis's error text. `authenticates` says whether the service sends AUTH on
-    /// connect: without a password, `NOAUTH` cannot be cured by reconnecting.
-    public init(message: String, authenticates: Bool) {
+    /// connect: without a password, `NOAUTH` cannot be cured by reconnecting. `followsFailover`:
+    /// the primary is found through Sentinel, so a node that is loading, cut off from its replicas
+    /// (`NOREPLICAS`) or from its primary may no longer be the primary: reconnect, which asks
+    /// Sentinel again.
+    public init(message: String, authenticates: Bool, followsFailover: Bool = false) {
         // INCR's own errors, also when raised inside the write-once script (then prefixed by the
         // script's location, so these are matched anywhere in the text).
         if message.contains("increment or decrement would overflow") { self = .overflow; return }
         if message.contains("not an integer") || message.contains("WRONGTYPE") { self = .corruptValue; return }
         let code = message.prefix { $0 != " " }
         switch code {
-        case "LOADING", "BUSY", "OOM", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN":
+        case "LOADING", "NOREPLICAS", "MASTERDOWN":
+            self = followsFailover ? .reconnect : .transient
+        case "BUSY", "OOM", "CLUSTERDOWN", "TRYAGAIN":
             self = .transient
         case "READONLY":
             self = .reconnect

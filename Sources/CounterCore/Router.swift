@@ -128,6 +128,8 @@ public struct Router: Sendable {
             body.add("status", "healthy")
             body.add("redis", "connected")
             body.add("timestamp", clock())
+            // With Sentinel: which primary this worker uses (the original body is otherwise kept).
+            if let primary = store.primary { body.add("primary", primary) }
             return ok(body)
         } catch {
             body.add("status", "unhealthy")

@@ -4,16 +4,6 @@ import CounterCore
 import Glibc
 #endif
 
-/// A reply from Redis, copied out of hiredis's `redisReply` before it is freed.
-enum RedisReply: Equatable {
-    case string([UInt8])
-    case integer(Int64)
-    case status(String)
-    case error(String)
-    case null
-    case array([RedisReply])
-}
-
 /// Why talking to Redis failed. Any of these means the connection can no longer be trusted.
 enum RedisError: Error, Equatable {
     /// Could not connect (refused, unreachable, timed out, name not resolved).
@@ -73,13 +63,43 @@ final class RedisConnection {
         redisFree(context)
     }
 
+    /// Where and how to connect: an address, the two timeouts, and the handshake.
+    struct Target {
+        var endpoint: RedisEndpoint
+        var connectTimeoutMS: Int
+        var timeoutMS: Int
+        var username: String?
+        var password: String?
+        var db: Int
+
+        /// The data Redis of `config`, at `endpoint` (the fixed one, or what Sentinel named).
+        init(config: Config, endpoint: RedisEndpoint) {
+            self.endpoint = endpoint
+            connectTimeoutMS = config.redisConnectTimeoutMS
+            timeoutMS = config.redisTimeoutMS
+            username = config.redisUsername
+            password = config.redisPassword
+            db = config.redisDB
+        }
+
+        /// A Sentinel, with Sentinel's own credentials and no database.
+        init(sentinel: HostPort, settings: SentinelSettings, config: Config) {
+            endpoint = .tcp(host: sentinel.host, port: sentinel.port)
+            connectTimeoutMS = config.redisConnectTimeoutMS
+            timeoutMS = config.redisTimeoutMS
+            username = settings.username
+            password = settings.password
+            db = 0
+        }
+    }
+
     /// Connects, sets the command timeout (hiredis 0.14 applies the connect timeout only to
     /// connect, and does not re-apply a command timeout on reconnect, so each new context gets
     /// it here), then authenticates and selects the database.
-    static func connect(to config: Config) throws(RedisError) -> RedisConnection {
-        let connectTimeout = timeval(milliseconds: config.redisConnectTimeoutMS)
+    static func connect(to target: Target) throws(RedisError) -> RedisConnection {
+        let connectTimeout = timeval(milliseconds: target.connectTimeoutMS)
         let raw: UnsafeMutablePointer<redisContext>?
-        switch config.redis {
+        switch target.endpoint {
         case .tcp(let host, let port):
             raw = redisConnectWithTimeout(host, Int32(port), connectTimeout)
         case .unix(let path):
@@ -92,26 +112,46 @@ final class RedisConnection {
             throw .connect(reason)
         }
         let connection = RedisConnection(context: raw)
-        guard redisSetTimeout(raw, timeval(milliseconds: config.redisTimeoutMS)) == REDIS_OK else {
+        guard redisSetTimeout(raw, timeval(milliseconds: target.timeoutMS)) == REDIS_OK else {
             throw .connect("cannot set the command timeout: \(RedisConnection.errorText(raw))")
         }
-        if case .tcp = config.redis {
+        if case .tcp = target.endpoint {
             // Detects a vanished peer (node lost without a FIN) on idle connections.
             _ = redisEnableKeepAlive(raw)
         }
-        if let password = config.redisPassword {
-            let words = config.redisUsername.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+        if let password = target.password {
+            let words = target.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
             if case .error(let message) = try connection.run(RedisCommand(words)) {
                 // Redis's own text (WRONGPASS, NOAUTH...) names the problem and holds no secret.
                 throw .handshake("AUTH refused: \(message)")
             }
         }
-        if config.redisDB != 0 {
-            if case .error(let message) = try connection.run(RedisCommand(["SELECT", String(config.redisDB)])) {
-                throw .handshake("SELECT \(config.redisDB) refused: \(message)")
+        if target.db != 0 {
+            if case .error(let message) = try connection.run(RedisCommand(["SELECT", String(target.db)])) {
+                throw .handshake("SELECT \(target.db) refused: \(message)")
             }
         }
         return connection
+    }
+
+    /// Sends `commands` together and reads their replies in order: one round trip (a write and its
+    /// `WAIT`, for instance).
+    func run(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
+        for command in commands {
+            let status = command.withArgv { argc, argv, lengths in
+                redisAppendCommandArgv(context, argc, argv, lengths)
+            }
+            guard status == REDIS_OK else { throw .io(RedisConnection.errorText(context)) }
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw .io(RedisConnection.errorText(context)) }
+            defer { freeReplyObject(raw) }
+            replies.append(RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self)))
+        }
+        return replies
     }
 
     /// Sends `command` and waits for its reply, bounded by the command timeout.

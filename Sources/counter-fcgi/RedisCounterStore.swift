@@ -4,63 +4,49 @@ import Logging
 import Glibc
 #endif
 
-/// The production ``CounterStore``: one worker's Redis connection, with the reconnect policy.
+/// The production ``CounterStore``: the counter operations as Redis commands on one worker's
+/// ``RedisSession``, and what Redis's answers mean for the API.
 ///
-/// A request never waits for Redis to come back. When the connection fails, the request gets
-/// ``CounterError/unavailable(reason:)`` (503) at once, the context is dropped, and the next
-/// attempt is allowed only after a capped exponential backoff with jitter; requests in between
-/// fail fast. The cap (500 ms) keeps recovery under a second once Redis answers again.
+/// Writes: a plain `/write` is one `INCR`, never retried after a connection failure (it may have
+/// been applied); with an `Idempotency-Key` it is one Lua script, safe to retry. With
+/// `REDIS_WAIT_REPLICAS=N` every write goes out with `WAIT N timeout` in the same round trip and is
+/// answered 200 only when N replicas acknowledged it; fewer is a 503 (the outcome is unknown: a
+/// retry with the same Idempotency-Key is safe).
 final class RedisCounterStore: CounterStore {
     private let config: Config
     private let logger: Logger
     private let metrics: ServiceMetrics
-    private var connection: RedisConnection? {
-        didSet {
-            // The gauge of workers with a live Redis connection follows every change.
-            if oldValue == nil, connection != nil { metrics.redisConnectedWorkers.increment() }
-            if oldValue != nil, connection == nil { metrics.redisConnectedWorkers.decrement() }
-        }
-    }
-    private var failures = 0
-    private var nextAttempt: UInt64 = 0
-    private var wasConnected = false
-    private var lastUsed: UInt64 = 0
-    /// The connection in hand replaces one Redis closed while idle: not a reconnect to count.
-    private var quietReplacement = false
+    private let session: RedisSession
     private var lastConfigErrorLog: UInt64 = 0
     private var configErrorsNotLogged = 0
     static let configErrorLogIntervalNS: UInt64 = 10_000_000_000
-
-    /// A connection idle this long is checked for a server-side close before it is used; a busy
-    /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
-    static let idleCheckNS: UInt64 = 100_000_000
 
     private let get: RedisCommand
     private let incr: RedisCommand
     private let setZero: RedisCommand
     private let pingCommand: RedisCommand
-
-    static let backoffBaseNS: UInt64 = 25_000_000
-    static let backoffCapNS: UInt64 = 500_000_000
+    private let wait: RedisCommand?
 
     init(config: Config, logger: Logger, metrics: ServiceMetrics) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
+        session = RedisSession(config: config, logger: logger, metrics: metrics)
         get = RedisCommand(["GET", config.counterKey])
         incr = RedisCommand(["INCR", config.counterKey])
         setZero = RedisCommand(["SET", config.counterKey, "0"])
         pingCommand = RedisCommand(["PING"])
-    }
-
-    deinit {
-        connection = nil  // keeps the connected-workers gauge right when a worker stops
+        wait = config.waitReplicas > 0
+            ? RedisCommand(["WAIT", String(config.waitReplicas), String(config.waitTimeoutMS)]) : nil
     }
 
     /// Connects ahead of the first request; failure is only logged (the service starts anyway).
     func warmUp() {
-        _ = try? connected()
+        _ = try? session.connected()
     }
+
+    /// The primary in use, when it is found through Sentinel (for `/health`).
+    var primary: String? { session.followsSentinel ? session.endpoint.description : nil }
 
     func read() throws(CounterError) -> Int64 {
         switch try execute(get, idempotent: true) {
@@ -79,7 +65,7 @@ final class RedisCounterStore: CounterStore {
 
     func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentWrite(.increment, idempotency, now: now) }
-        switch try execute(incr, idempotent: false) {
+        switch try execute(incr, idempotent: false, write: true) {
         case .integer(let value):
             return WriteOutcome(value: value, replayed: false, timestamp: now)
         case let other:
@@ -89,7 +75,7 @@ final class RedisCounterStore: CounterStore {
 
     func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentWrite(.reset, idempotency, now: now) }
-        switch try execute(setZero, idempotent: true) {
+        switch try execute(setZero, idempotent: true, write: true) {
         case .status: return WriteOutcome(value: 0, replayed: false, timestamp: now)
         case let other: throw classify(other, command: "SET")
         }
@@ -105,7 +91,7 @@ final class RedisCounterStore: CounterStore {
             let command = RedisCommand(["EVALSHA", sha, "2", config.counterKey, key.storageKey(counterKey: config.counterKey),
                                         operation.rawValue, String(config.idempotencyTTLSeconds),
                                         now.text])
-            switch try execute(command, idempotent: true) {
+            switch try execute(command, idempotent: true, write: true) {
             case .array(let items) where items.count == 2:
                 guard case .integer(let replayed) = items[0], case .string(let record) = items[1],
                       let (firstOperation, outcome) = WriteOutcome.parse(record: String(decoding: record, as: UTF8.self)) else { break }
@@ -164,81 +150,47 @@ final class RedisCounterStore: CounterStore {
 
     /// Runs `command` on a healthy connection. An idempotent command whose connection broke is
     /// retried once on a fresh one; INCR never is, since it may have been applied before the
-    /// connection broke and a retry could count twice.
-    private func execute(_ command: RedisCommand, idempotent: Bool) throws(CounterError) -> RedisReply {
+    /// connection broke and a retry could count twice. A write is followed by `WAIT` in the same
+    /// round trip when replicas must acknowledge it; too few acknowledgements is a 503.
+    private func execute(_ command: RedisCommand, idempotent: Bool, write: Bool = false) throws(CounterError) -> RedisReply {
         var attempts = idempotent ? 2 : 1
         while true {
-            let current = try connected()
+            let current = try session.connected()
+            let replies: [RedisReply]
             do {
-                return try current.run(command)
+                if write, let wait {
+                    replies = try current.run([command, wait])
+                } else {
+                    return try current.run(command)
+                }
             } catch {
                 attempts -= 1
-                disconnect(reason: error)
+                session.disconnect(reason: error)
                 if attempts == 0 { throw .unavailable(reason: "\(error)") }
+                continue
             }
+            // The write's own error (overflow, NOREPLICAS...) comes first; WAIT is then moot.
+            if case .error = replies[0] { return replies[0] }
+            try acknowledged(replies[1])
+            return replies[0]
         }
     }
 
-    /// The live connection, reconnecting if the backoff allows it.
-    private func connected() throws(CounterError) -> RedisConnection {
-        let now = MonotonicClock.now()
-        defer { lastUsed = now }
-        if let connection {
-            if now - lastUsed < RedisCounterStore.idleCheckNS || !connection.isStale { return connection }
-            // Closed while idle: Redis's own `timeout`, or a restart. Normal, so it is replaced
-            // quietly: no error counted, no warning, no backoff; a failure to reconnect still
-            // shows as one below.
-            self.connection = nil
-            quietReplacement = true
-            logger.debug("redis closed an idle connection", metadata: ["redis": "\(config.redis)"])
+    /// WAIT's answer: enough replicas, or a 503 that says how many.
+    private func acknowledged(_ reply: RedisReply) throws(CounterError) {
+        switch ReplicaAcknowledgement(reply: reply, required: config.waitReplicas) {
+        case .enough:
+            return
+        case .shortfall(let acknowledged, let required):
+            metrics.waitShortfalls.increment()
+            logger.warning("write not acknowledged by enough replicas", metadata: [
+                "redis.replicas_acknowledged": "\(acknowledged)", "redis.replicas_required": "\(required)",
+                "redis": "\(session.endpoint)",
+            ])
+            throw .unavailable(reason: "WAIT: \(acknowledged) of \(required) replicas acknowledged")
+        case nil:
+            throw classify(reply, command: "WAIT")
         }
-        guard now >= nextAttempt else { throw .unavailable(reason: "reconnect backoff") }
-        do {
-            let fresh = try RedisConnection.connect(to: config)
-            connection = fresh
-            if wasConnected, !quietReplacement { metrics.redisReconnects.increment() }
-            quietReplacement = false
-            if failures > 0 || !wasConnected {
-                logger.info("redis connected", metadata: ["redis": "\(config.redis)", "redis.failed_attempts": "\(failures)"])
-            }
-            failures = 0
-            wasConnected = true
-            return fresh
-        } catch {
-            quietReplacement = false
-            failures += 1
-            scheduleRetry(after: now)
-            if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
-            let metadata: Logger.Metadata = ["redis": "\(config.redis)", "redis.error": "\(error)", "redis.failed_attempts": "\(failures)"]
-            if case .handshake = error {
-                logger.error("redis refused the handshake", metadata: metadata)
-            } else if failures == 1 {
-                logger.warning("redis connect failed", metadata: metadata)
-            } else {
-                logger.debug("redis connect failed", metadata: metadata)
-            }
-            throw .unavailable(reason: "\(error)")
-        }
-    }
-
-    private func disconnect(reason: RedisError) {
-        guard connection != nil else { return }
-        connection = nil
-        metrics.redisError("io")
-        logger.warning("redis disconnected", metadata: ["redis": "\(config.redis)", "redis.error": "\(reason)"])
-        failures += 1
-        scheduleRetry(after: MonotonicClock.now())
-    }
-
-    /// Full jitter over the upper half: the delay is between half and all of the capped
-    /// exponential step, so workers that failed together do not retry together.
-    private func scheduleRetry(after now: UInt64) {
-        // The first retry after a working connection broke is immediate: Redis may just have
-        // restarted, and waiting would turn one blip into a burst of 503s.
-        if failures <= 1 { nextAttempt = now; return }
-        let shift = UInt64(min(failures - 2, 20))
-        let step = min(RedisCounterStore.backoffCapNS, RedisCounterStore.backoffBaseNS << shift)
-        nextAttempt = now + step / 2 + UInt64.random(in: 0...(step / 2))
     }
 
     /// Turns a reply that is not the expected one into the API's error, acting on what it means
@@ -251,7 +203,8 @@ final class RedisCounterStore: CounterStore {
             return .unexpected(message: "\(reply)")
         }
         let metadata: Logger.Metadata = ["redis.command": "\(command)", "redis.error": "\(message)"]
-        switch RedisErrorReply(message: message, authenticates: config.redisPassword != nil) {
+        switch RedisErrorReply(message: message, authenticates: config.redisPassword != nil,
+                               followsFailover: session.followsSentinel) {
         case .overflow:
             return .overflow
         case .corruptValue:
@@ -263,8 +216,9 @@ final class RedisCounterStore: CounterStore {
             logger.warning("redis refused a command", metadata: metadata)
             return .unavailable(reason: message)
         case .reconnect:
-            // Counted, logged and backed off like any broken connection.
-            disconnect(reason: .io(message))
+            // Counted, logged and backed off like any broken connection; with Sentinel the next
+            // connection goes wherever the primary is now.
+            session.disconnect(reason: .io(message))
             return .unavailable(reason: message)
         case .misconfigured:
             metrics.redisError("config")

@@ -1,5 +1,6 @@
 import CounterCore
 import Metrics
+import Synchronization
 import class Prometheus.PrometheusCollectorRegistry
 import struct Prometheus.PrometheusMetricsFactory
 
@@ -10,7 +11,9 @@ import struct Prometheus.PrometheusMetricsFactory
 /// Names: `counter_http_requests_total{route,status}`, `counter_http_request_duration_seconds{route}`
 /// (histogram), `counter_workers_busy`, `counter_worker_threads`, `counter_redis_connected_workers`,
 /// `counter_redis_errors_total{kind}`, `counter_redis_reconnects_total`,
-/// `counter_idempotent_replays_total`, `counter_build_info{version}`; and what nginx answered
+/// `counter_idempotent_replays_total`, `counter_build_info{version}`; with Sentinel and WAIT,
+/// `counter_redis_failovers_total`, `counter_redis_primary{address}`,
+/// `counter_redis_wait_shortfalls_total`; and what nginx answered
 /// itself, from its edge log (``EdgeLogReceiver``): `counter_edge_requests_total{route,status}`,
 /// `counter_edge_log_dropped_total`, `counter_edge_log_invalid_total`.
 final class ServiceMetrics: Sendable {
@@ -22,6 +25,10 @@ final class ServiceMetrics: Sendable {
     let redisConnectedWorkers: Meter
     let redisReconnects: Counter
     let idempotentReplays: Counter
+    let waitShortfalls: Counter
+    private let failovers: Counter
+    /// The primary the workers last connected to (Sentinel mode), shared by all workers.
+    private let primary = Mutex<String?>(nil)
 
     /// Bootstraps swift-metrics with the Prometheus backend; call once, at start.
     init(threads: Int) {
@@ -37,15 +44,39 @@ final class ServiceMetrics: Sendable {
         redisConnectedWorkers = Meter(label: "counter_redis_connected_workers")
         redisReconnects = Counter(label: "counter_redis_reconnects_total")
         idempotentReplays = Counter(label: "counter_idempotent_replays_total")
+        waitShortfalls = Counter(label: "counter_redis_wait_shortfalls_total")
+        failovers = Counter(label: "counter_redis_failovers_total")
         Gauge(label: "counter_worker_threads").record(threads)
         Gauge(label: "counter_build_info", dimensions: [("version", ServiceMetrics.version)]).record(1)
     }
 
-    /// A Redis failure of one kind: `connect`, `handshake` (AUTH or SELECT refused), `io` (a
+    /// A Redis failure of one kind: `connect` (including no Sentinel naming a primary, or a node
+    /// that is not the primary), `handshake` (AUTH or SELECT refused), `io` (a
     /// connection broke or was dropped), `reply` (an error reply), `config` (refused for a reason
     /// only an operator can fix: an ACL permission, a missing password).
     func redisError(_ kind: String) {
         Counter(label: "counter_redis_errors_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    /// What a worker's connection to a primary meant for the whole process.
+    enum PrimaryNews { case same, first, changed(from: String) }
+
+    /// Records that a worker connected to the primary at `address` (Sentinel mode). The first
+    /// worker to see a new primary hears `.first` or `.changed` (and logs it); a change from a
+    /// known primary counts as a failover followed. `counter_redis_primary{address}` is 1 for the
+    /// current primary and 0 for earlier ones.
+    func notePrimary(_ address: String) -> PrimaryNews {
+        let previous: String?? = primary.withLock { current in
+            guard current != address else { return .none }
+            defer { current = address }
+            return .some(current)
+        }
+        guard case .some(let old) = previous else { return .same }
+        Gauge(label: "counter_redis_primary", dimensions: [("address", address)]).record(1)
+        guard let old else { return .first }
+        failovers.increment()
+        Gauge(label: "counter_redis_primary", dimensions: [("address", old)]).record(0)
+        return .changed(from: old)
     }
 
     /// The Prometheus text exposition as a response.

@@ -120,6 +120,8 @@ class Responder:
         self.env.update(env)
         self.args = list(args)
         self.proc = None
+        if self.env["FCGI_LISTEN"].startswith("unix:"):
+            self.socket = Path(self.env["FCGI_LISTEN"][5:])
         self.connect = str(self.socket)
         if self.env["FCGI_LISTEN"].startswith("tcp:"):
             self.connect = self.env["FCGI_LISTEN"][4:]

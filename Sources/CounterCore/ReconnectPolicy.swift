@@ -1,0 +1,26 @@
+/// When a worker may try Redis again after failures: a value, like a pool's retry configuration.
+///
+/// The first retry after a working connection broke is immediate (Redis may just have restarted,
+/// or a failover just finished, and waiting would turn one blip into a burst of 503s); after that
+/// the delay doubles from `base` up to `cap`, with jitter over its upper half so that workers that
+/// failed together do not retry together. The cap (500 ms) keeps recovery under a second once
+/// Redis answers again. Requests in between fail fast with 503: none waits for Redis.
+public struct ReconnectPolicy: Sendable, Equatable {
+    public var baseNS: UInt64
+    public var capNS: UInt64
+
+    public init(baseNS: UInt64 = 25_000_000, capNS: UInt64 = 500_000_000) {
+        self.baseNS = baseNS
+        self.capNS = capNS
+    }
+
+    /// The earliest time (monotonic ns) of the next attempt after `failures` consecutive failures,
+    /// the last at `now`. `jitter` is a fraction in 0...1 (random in production).
+    public func nextAttempt(failures: Int, now: UInt64, jitter: Double) -> UInt64 {
+        guard failures > 1 else { return now }
+        let shift = UInt64(min(failures - 2, 20))
+        let step = min(capNS, baseNS << shift)
+        let spread = Double(step / 2) * min(max(jitter, 0), 1)
+        return now + step / 2 + UInt64(spread)
+    }
+}

@@ -1,0 +1,49 @@
+import CounterCore
+import Logging
+
+/// Where a worker's next Redis connection goes: the fixed address, or the primary that the
+/// Sentinels name right now (asked on every (re)connect, so a failover is followed without a
+/// restart). One per worker, used by that worker only.
+final class RedisEndpointSource {
+    private let config: Config
+    private var discovery: SentinelDiscovery?
+    private let sentinelQuery: RedisCommand?
+    private let role = RedisCommand(["ROLE"])
+
+    init(config: Config) {
+        self.config = config
+        discovery = config.sentinel.map(SentinelDiscovery.init(settings:))
+        sentinelQuery = config.sentinel.map { RedisCommand(["SENTINEL", "get-master-addr-by-name", $0.primaryName]) }
+    }
+
+    /// True when the primary is found through Sentinel.
+    var followsSentinel: Bool { discovery != nil }
+
+    /// The address to connect to now. With Sentinel: the first Sentinel (in turn) that names the
+    /// primary; unreachable ones are skipped within the connect timeout.
+    func endpoint() throws(RedisError) -> RedisEndpoint {
+        guard var discovery, let sentinelQuery, let settings = config.sentinel else { return config.redis }
+        let outcome = discovery.discover { (sentinel) throws(RedisError) -> RedisReply in
+            let connection = try RedisConnection.connect(to: .init(sentinel: sentinel, settings: settings, config: config))
+            return try connection.run(sentinelQuery)
+        }
+        self.discovery = discovery
+        switch outcome {
+        case .primary(let address, _):
+            return .tcp(host: address.host, port: address.port)
+        case .failed(let reasons):
+            throw .connect("no Sentinel named the primary \(settings.primaryName) (\(reasons.joined(separator: "; ")))")
+        }
+    }
+
+    /// With Sentinel, checks that a fresh connection reached the primary: during a failover a
+    /// Sentinel may still name the old one, now a replica. Without Sentinel there is nothing to check.
+    func verify(_ connection: RedisConnection, at endpoint: RedisEndpoint) throws(RedisError) {
+        guard followsSentinel else { return }
+        let reply = try connection.run(role)
+        guard let role = SentinelDiscovery.role(from: reply) else {
+            throw .io("ROLE gave no role: \(reply)")
+        }
+        guard role == "master" else { throw .connect("\(endpoint) is a \(role), not the primary") }
+    }
+}

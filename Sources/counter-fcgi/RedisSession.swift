@@ -1,0 +1,113 @@
+import CounterCore
+import Logging
+
+/// One worker's connection to the Redis primary, kept alive: connects where the endpoint source
+/// says (the fixed address, or the primary Sentinel names), checks it, drops it after any error,
+/// and allows the next attempt only when the ``ReconnectPolicy`` does. A request never waits for
+/// Redis to come back: between attempts it gets 503 at once.
+final class RedisSession {
+    private let config: Config
+    private let logger: Logger
+    private let metrics: ServiceMetrics
+    private let source: RedisEndpointSource
+    private let policy = ReconnectPolicy()
+    private var connection: RedisConnection? {
+        didSet {
+            // The gauge of workers with a live Redis connection follows every change.
+            if oldValue == nil, connection != nil { metrics.redisConnectedWorkers.increment() }
+            if oldValue != nil, connection == nil { metrics.redisConnectedWorkers.decrement() }
+        }
+    }
+    private var failures = 0
+    private var nextAttempt: UInt64 = 0
+    private var wasConnected = false
+    private var lastUsed: UInt64 = 0
+    /// The connection in hand replaces one Redis closed while idle: not a reconnect to count.
+    private var quietReplacement = false
+    /// Where the connection in hand goes (for logs, `/health` and the primary gauge).
+    private(set) var endpoint: RedisEndpoint
+
+    /// A connection idle this long is checked for a server-side close before it is used; a busy
+    /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
+    static let idleCheckNS: UInt64 = 100_000_000
+
+    init(config: Config, logger: Logger, metrics: ServiceMetrics) {
+        self.config = config
+        self.logger = logger
+        self.metrics = metrics
+        source = RedisEndpointSource(config: config)
+        endpoint = config.redis
+    }
+
+    deinit {
+        connection = nil  // keeps the connected-workers gauge right when a worker stops
+    }
+
+    /// True when the primary is found through Sentinel (error replies then mean a failover more often).
+    var followsSentinel: Bool { source.followsSentinel }
+
+    /// The live connection, reconnecting if the backoff allows it.
+    func connected() throws(CounterError) -> RedisConnection {
+        let now = MonotonicClock.now()
+        defer { lastUsed = now }
+        if let connection {
+            if now - lastUsed < RedisSession.idleCheckNS || !connection.isStale { return connection }
+            // Closed while idle: Redis's own `timeout`, or a restart. Normal, so it is replaced
+            // quietly: no error counted, no warning, no backoff; a failure to reconnect still
+            // shows as one below.
+            self.connection = nil
+            quietReplacement = true
+            logger.debug("redis closed an idle connection", metadata: ["redis": "\(endpoint)"])
+        }
+        guard now >= nextAttempt else { throw .unavailable(reason: "reconnect backoff") }
+        do {
+            let target = try source.endpoint()
+            let fresh = try RedisConnection.connect(to: .init(config: config, endpoint: target))
+            try source.verify(fresh, at: target)
+            connection = fresh
+            endpoint = target
+            if source.followsSentinel {
+                switch metrics.notePrimary(target.description) {
+                case .same: break
+                case .first: logger.info("redis primary", metadata: ["redis.primary": "\(target)"])
+                case .changed(let old):
+                    logger.warning("redis primary changed", metadata: ["redis.primary": "\(target)", "redis.previous_primary": "\(old)"])
+                }
+            }
+            if wasConnected, !quietReplacement { metrics.redisReconnects.increment() }
+            quietReplacement = false
+            if failures > 0 || !wasConnected {
+                logger.info("redis connected", metadata: ["redis": "\(target)", "redis.failed_attempts": "\(failures)"])
+            }
+            failures = 0
+            wasConnected = true
+            return fresh
+        } catch {
+            quietReplacement = false
+            failures += 1
+            nextAttempt = policy.nextAttempt(failures: failures, now: now, jitter: Double.random(in: 0...1))
+            if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
+            let metadata: Logger.Metadata = ["redis": "\(source.followsSentinel ? "sentinel" : "\(config.redis)")",
+                                             "redis.error": "\(error)", "redis.failed_attempts": "\(failures)"]
+            if case .handshake = error {
+                logger.error("redis refused the handshake", metadata: metadata)
+            } else if failures == 1 {
+                logger.warning("redis connect failed", metadata: metadata)
+            } else {
+                logger.debug("redis connect failed", metadata: metadata)
+            }
+            throw .unavailable(reason: "\(error)")
+        }
+    }
+
+    /// Drops the connection after an error (counted, logged, backed off); the next use reconnects,
+    /// through Sentinel when it is followed.
+    func disconnect(reason: RedisError) {
+        guard connection != nil else { return }
+        connection = nil
+        metrics.redisError("io")
+        logger.warning("redis disconnected", metadata: ["redis": "\(endpoint)", "redis.error": "\(reason)"])
+        failures += 1
+        nextAttempt = policy.nextAttempt(failures: failures, now: MonotonicClock.now(), jitter: Double.random(in: 0...1))
+    }
+}
