@@ -111,7 +111,7 @@ def settings_in_configuration_doc():
 
 def test_configuration_doc_lists_every_setting_and_nothing_else():
     help_text = subprocess.run([str(BINARY), "--help"], capture_output=True, text=True, timeout=10).stdout
-    from_help = set(re.findall(r"\(([A-Z][A-Z0-9_]+)[;,]", help_text)) | {"REDIS_PASSWORD_FILE"}
+    from_help = set(re.findall(r"\(([A-Z][A-Z0-9_]+)[;,]", help_text)) | {"REDIS_PASSWORD_FILE", "REDIS_SENTINEL_PASSWORD_FILE"}
     render = (ROOT / "nginx" / "render.sh").read_text().split("set -eu", 1)[0]
     from_render = set(re.findall(r"\b([A-Z][A-Z0-9_]{2,})\b \[", render)) | {"API_KEY", "API_KEYS_FILE", "API_KEY_NAME"}
     from_render |= {f"{name}_BURST" for name in from_render if name.startswith("RATE_LIMIT_")}
