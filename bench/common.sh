@@ -10,7 +10,9 @@ swift build -c release --product counter-fcgi >&2
 bin="$(swift build -c release --show-bin-path)/counter-fcgi"
 
 dir=$(mktemp -d "/tmp/counter-${BENCH_NAME:-bench}.XXXXXX")
-chmod 755 "$dir"   # nginx workers must reach the sockets inside
+# nginx workers must reach the 0660 sockets inside: started as root they run as nobody:nogroup
+# (nginx/render.sh), so the folder is a setgid folder of that group, as in make run.
+if [ "$(id -u)" -eq 0 ]; then chgrp nogroup "$dir" && chmod 2750 "$dir"; else chmod 755 "$dir"; fi
 pids=()
 cleanup() {
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
