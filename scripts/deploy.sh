@@ -99,10 +99,11 @@ PY
 ensure_secrets() {
   kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl apply -f k8s/namespace.yaml
   if ! kubectl -n "$ns" get secret counter-api-redis >/dev/null 2>&1; then
-    echo "deploy: creating Secret counter-api-redis with random passwords (app user, admin user)" >&2
+    echo "deploy: creating Secret counter-api-redis with random passwords (app user, admin user, Sentinel)" >&2
     kubectl -n "$ns" create secret generic counter-api-redis \
       --from-literal=password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
-      --from-literal=admin-password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
+      --from-literal=admin-password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" \
+      --from-literal=sentinel-password="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
   fi
   local keys=""
   if [ -n "${API_KEYS_FILE:-}" ]; then

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, free_port, wait_for
 
 VENV = ROOT / ".tools" / "venv" / "bin"
 CHART = ROOT / "k8s" / "chart"
@@ -320,3 +320,97 @@ def test_workflow_deploys_by_push_or_by_gitops():
     assert "id-token" not in json.dumps(gitops), "the GitOps job needs no cloud credentials"
     lint = " ".join(step.get("run", "") for step in jobs["images"]["steps"])
     assert "helm lint --strict k8s/chart" in lint and "LoadRestrictionsNone" not in lint
+
+
+def sentinel_objects():
+    return objects(render({"redis": {"mode": "sentinel", "existingSecret": ""}}))
+
+
+def test_sentinel_mode_renders_three_redis_with_sentinels_and_the_app_follows_them(tmp):
+    docs = sentinel_objects()
+    sts = find(docs, "StatefulSet", "counter-api-redis")
+    assert sts["spec"]["replicas"] == 3 and sts["spec"]["serviceName"] == "counter-api-redis-nodes"
+    pod = sts["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["redis", "sentinel"]
+    assert pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert find(docs, "Service", "counter-api-redis-nodes")["spec"]["publishNotReadyAddresses"] is True
+    assert find(docs, "PodDisruptionBudget", "counter-api-redis")["spec"]["maxUnavailable"] == 1
+    app = env(container(docs, "counter-fcgi"))
+    assert "REDIS_HOST" not in app and app["REDIS_WAIT_REPLICAS"] == "1"
+    assert app["REDIS_SENTINELS"].split(",") == [
+        f"counter-api-redis-{i}.counter-api-redis-nodes.counter-api.svc:26379" for i in range(3)]
+    assert "sentinel-password" in find(docs, "Secret", "counter-api-redis-auth")["stringData"]
+    # The app reaches Redis and Sentinel; the Redis pods reach each other (replication, gossip).
+    to_redis = find(docs, "NetworkPolicy", "counter-api-to-redis-and-dns")["spec"]["egress"][0]["ports"]
+    assert {p["port"] for p in to_redis} == {6379, 26379}
+    peers = find(docs, "NetworkPolicy", "counter-api-redis-from-api")["spec"]["ingress"]
+    assert {p["port"] for rule in peers for p in rule["ports"]} == {6379, 26379}
+    assert find(docs, "NetworkPolicy", "counter-api-redis-to-peers-and-dns")
+    # Every rendering of this mode passes the validators too.
+    path = tmp / "sentinel.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    out = subprocess.run([str(VENV / "kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run([str(VENV / "checkov"), "--skip-download", "--quiet", "--compact", "--framework", "kubernetes",
+                          "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=600)
+    report = json.loads(out.stdout)
+    assert [c["check_id"] for r in (report if isinstance(report, list) else [report])
+            for c in r["results"]["failed_checks"]] == []
+
+
+@pytest.mark.parametrize("pod,sentinel_answer,expected_primary", [
+    ("counter-api-redis-0", "", None),                      # first start: the first pod is the primary
+    ("counter-api-redis-1", "", "counter-api-redis-0"),     # first start: the others replicate it
+    ("counter-api-redis-0", "counter-api-redis-2", "counter-api-redis-2"),  # the old primary rejoins as a replica
+])
+def test_sentinel_pods_start_as_primary_or_replica_as_the_sentinels_say(tmp, pod, sentinel_answer, expected_primary):
+    """The pods' start script, run here with a stand-in redis-cli (what the other Sentinels answer);
+    the Redis configuration it writes is then started by the real redis-server."""
+    cm = find(sentinel_objects(), "ConfigMap", "counter-api-redis-config")
+    config, secrets_dir, run_dir, bin_dir = tmp / "config", tmp / "secret", tmp / "run", tmp / "bin"
+    for d in (config, secrets_dir, run_dir, bin_dir):
+        d.mkdir()
+    for name, text in cm["data"].items():
+        (config / name).write_text(text)
+    for name in ("password", "admin-password", "sentinel-password"):
+        (secrets_dir / name).write_text(f"{name}-value\n")
+    domain = "counter-api-redis-nodes.counter-api.svc"
+    answer = f"{sentinel_answer}.{domain}" if sentinel_answer else ""
+    (bin_dir / "redis-cli").write_text(f"#!/bin/sh\n[ -n '{answer}' ] && printf '%s\\n6379\\n' '{answer}'\nexit 0\n")
+    (bin_dir / "redis-server").write_text("#!/bin/sh\necho \"started $*\"\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "POD_NAME": pod, "CONFIG_DIR": str(config),
+           "SECRET_DIR": str(secrets_dir), "RUN_DIR": str(run_dir)}
+    for role in ("redis", "sentinel"):
+        out = subprocess.run(["sh", str(config / "start.sh"), role], env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and out.stdout.startswith("started"), out.stderr
+    redis_conf = (run_dir / "redis.conf").read_text()
+    sentinel_conf = (run_dir / "sentinel.conf").read_text()
+    primary = f"{expected_primary or pod}.{domain}"
+    assert f"sentinel monitor counter {primary} 6379 2" in sentinel_conf
+    assert f"sentinel announce-ip {pod}.{domain}" in sentinel_conf and "requirepass sentinel-password-value" in sentinel_conf
+    assert ("replicaof" in redis_conf) == (expected_primary is not None)
+    if expected_primary:
+        assert f"replicaof {primary} 6379" in redis_conf
+    assert "+role +wait" in redis_conf and f"replica-announce-ip {pod}.{domain}" in redis_conf
+    # The written configuration is one the real redis-server takes (with a folder of ours for /data).
+    port = free_port()
+    (tmp / "check.conf").write_text(redis_conf.replace("dir /data", f"dir {tmp}"))
+    server = subprocess.Popen(["redis-server", str(tmp / "check.conf"), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        auth = {"REDISCLI_AUTH": "admin-password-value", "PATH": "/usr/bin:/bin"}
+        wait_for(lambda: subprocess.run(["redis-cli", "--no-auth-warning", "-p", str(port), "PING"], env=auth,
+                                        capture_output=True, text=True).stdout.strip() == "PONG", what="redis-server")
+        role = subprocess.run(["redis-cli", "--no-auth-warning", "-p", str(port), "ROLE"], env=auth,
+                              capture_output=True, text=True).stdout.split()[0]
+        assert role == ("slave" if expected_primary else "master")
+        app = subprocess.run(["redis-cli", "--no-auth-warning", "--user", "counter", "-p", str(port), "ROLE"],
+                             env={**auth, "REDISCLI_AUTH": "password-value"}, capture_output=True, text=True).stdout
+        assert "NOPERM" not in app, "the app's user may ask ROLE"
+    finally:
+        server.kill()
+        server.wait(timeout=10)

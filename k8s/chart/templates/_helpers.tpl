@@ -73,3 +73,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- randAlphaNum 32 -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Sentinel mode: every pod's Sentinel, by its stable name on the headless Service. */}}
+{{- define "counter-api.sentinels" -}}
+{{- $name := include "counter-api.redisName" . -}}
+{{- $list := list -}}
+{{- range $i := until (int .Values.redis.sentinel.nodes) -}}
+{{- $list = append $list (printf "%s-%d.%s-nodes.%s.svc:26379" $name $i $name $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}
