@@ -366,9 +366,13 @@ def test_sentinel_mode_renders_three_redis_with_sentinels_and_the_app_follows_th
     ("counter-api-redis-0", "counter-api-redis-2", "counter-api-redis-2"),  # the old primary rejoins as a replica
 ])
 def test_sentinel_pods_start_as_primary_or_replica_as_the_sentinels_say(tmp, pod, sentinel_answer, expected_primary):
-    """The pods' start script, run here with a stand-in redis-cli (what the other Sentinels answer);
-    the Redis configuration it writes is then started by the real redis-server."""
-    cm = find(sentinel_objects(), "ConfigMap", "counter-api-redis-config")
+    """The pods' start script (files/redis-node.sh) with the pod's own environment, run here with a
+    stand-in redis-cli (what the other Sentinels answer); the Redis configuration it writes is then
+    started by the real redis-server."""
+    docs = sentinel_objects()
+    cm = find(docs, "ConfigMap", "counter-api-redis-config")
+    assert cm["data"]["redis-node.sh"] == (CHART / "files" / "redis-node.sh").read_text()
+    spec = find(docs, "StatefulSet", "counter-api-redis")["spec"]["template"]["spec"]["containers"][0]
     config, secrets_dir, run_dir, bin_dir = tmp / "config", tmp / "secret", tmp / "run", tmp / "bin"
     for d in (config, secrets_dir, run_dir, bin_dir):
         d.mkdir()
@@ -382,10 +386,17 @@ def test_sentinel_pods_start_as_primary_or_replica_as_the_sentinels_say(tmp, pod
     (bin_dir / "redis-server").write_text("#!/bin/sh\necho \"started $*\"\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "POD_NAME": pod, "CONFIG_DIR": str(config),
-           "SECRET_DIR": str(secrets_dir), "RUN_DIR": str(run_dir)}
+    # The pod's environment, as Kubernetes expands it, with the mounts moved into this temp dir.
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "POD_NAME": pod}
+    moved = {"/etc/counter-redis": str(config), "/etc/redis-secret": str(secrets_dir), "/run/redis": str(run_dir)}
+    for item in spec["env"]:
+        if "value" in item:
+            value = item["value"].replace("$(POD_NAME)", pod)
+            for old, new in moved.items():
+                value = value.replace(old, new)
+            env[item["name"]] = value
     for role in ("redis", "sentinel"):
-        out = subprocess.run(["sh", str(config / "start.sh"), role], env=env, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["sh", str(config / "redis-node.sh"), role], env=env, capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and out.stdout.startswith("started"), out.stderr
     redis_conf = (run_dir / "redis.conf").read_text()
     sentinel_conf = (run_dir / "sentinel.conf").read_text()

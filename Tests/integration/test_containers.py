@@ -142,6 +142,8 @@ def test_hadolint_yamllint_actionlint_compose_config():
     out = run(TOOLS / "actionlint", check=False)
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
     run("docker-compose", "-f", "compose.yaml", "config", "-q", cwd=ROOT / "docker", env={"SECRETS_DIR": "/nonexistent"})
+    run("docker-compose", "-f", "compose.yaml", "-f", "compose.ha.yaml", "config", "-q", cwd=ROOT / "docker",
+        env={"SECRETS_DIR": "/nonexistent"})
 
 
 def test_deploy_script_renders_pinned_images_and_host():
@@ -338,6 +340,58 @@ def test_deployment_doc_compose_steps_work_as_written(tmp):
             saved.rename(secrets_dir)
     left = run("docker", "ps", "-a", "--filter", "label=com.docker.compose.project=docker", "-q").stdout
     assert left.strip() == "", "compose-down removed the stack"
+
+
+def test_compose_ha_variant_follows_a_failover(tmp):
+    """docker/compose.ha.yaml over compose.yaml: Redis with two replicas and three Sentinels; the
+    primary's container killed, writes go on through the new primary with nothing acknowledged lost."""
+    secrets_dir = tmp / "ha-secrets"
+    secrets_dir.mkdir()
+    admin = "ck-admin-" + secrets.token_hex(12)
+    for name in ("redis_password", "redis_admin_password", "sentinel_password"):
+        (secrets_dir / name).write_text(secrets.token_hex(16) + "\n")
+    (secrets_dir / "api_keys").write_text(f"{admin} admin ops\n")
+    for f in secrets_dir.iterdir():
+        f.chmod(0o644)
+    project, port = "cfha" + secrets.token_hex(3), free_port()
+    env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(port), "SENTINEL_DOWN_AFTER_MS": "2000",
+           "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}"}
+
+    def dc(*args, check=True):
+        return run("docker-compose", "-p", project, "-f", "compose.yaml", "-f", "compose.ha.yaml", *args,
+                   cwd=ROOT / "docker", env=env, check=check, timeout=300)
+
+    merged = yaml.safe_load(dc("config").stdout)
+    assert merged["networks"]["backend"]["internal"] is True, "Redis and the app stay on an internal network"
+    dc("up", "-d")
+    try:
+        wait_for(lambda: http(port, "GET", "/health")[0] == 200, timeout=120, what="the HA stack healthy")
+        health = json.loads(http(port, "GET", "/health")[1])
+        assert health["primary"] == "172.31.250.10:6379", health
+        values = [json.loads(http(port, "POST", "/write", admin)[1])["value"] for _ in range(20)]
+        assert values == list(range(1, 21))
+        run("docker", "kill", f"{project}_redis_1")
+        killed = time.monotonic()
+        acknowledged = list(values)
+        deadline = killed + 60
+        while time.monotonic() < deadline:
+            status, body = http(port, "POST", "/write", admin)
+            assert status in (200, 503, 502), (status, body)
+            if status == 200:
+                acknowledged.append(json.loads(body)["value"])
+                if len(acknowledged) >= len(values) + 10:
+                    break
+            time.sleep(0.2)
+        back = time.monotonic() - killed
+        assert len(acknowledged) >= len(values) + 10, "writes resumed on the new primary"
+        assert len(acknowledged) == len(set(acknowledged)), "no value handed out twice"
+        final = json.loads(http(port, "GET", "/read", admin)[1])["value"]
+        assert final >= max(acknowledged), "no acknowledged increment lost"
+        health = json.loads(http(port, "GET", "/health")[1])
+        assert health["primary"] in ("172.31.250.11:6379", "172.31.250.12:6379"), health
+        print(f"compose HA: writes resumed {back:.1f}s after the primary's container was killed")
+    finally:
+        dc("down", "-v", "--remove-orphans", check=False)
 
 
 # --- the Kubernetes pod, with podman kube play -------------------------------------------------

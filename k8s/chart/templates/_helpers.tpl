@@ -74,12 +74,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Sentinel mode: every pod's Sentinel, by its stable name on the headless Service. */}}
-{{- define "counter-api.sentinels" -}}
+{{/* Sentinel mode: every Redis pod's stable name on the headless Service, in order. */}}
+{{- define "counter-api.redisPeerList" -}}
 {{- $name := include "counter-api.redisName" . -}}
-{{- $list := list -}}
 {{- range $i := until (int .Values.redis.sentinel.nodes) -}}
-{{- $list = append $list (printf "%s-%d.%s-nodes.%s.svc:26379" $name $i $name $.Release.Namespace) -}}
+{{ printf "%s-%d.%s-nodes.%s.svc" $name $i $name $.Release.Namespace }}{{ " " }}
+{{- end -}}
+{{- end -}}
+
+{{- define "counter-api.redisPeers" -}}
+{{- include "counter-api.redisPeerList" . | trim -}}
+{{- end -}}
+
+{{/* Sentinel mode: each pod's Sentinel, for the app. */}}
+{{- define "counter-api.sentinels" -}}
+{{- $list := list -}}
+{{- range $peer := splitList " " (include "counter-api.redisPeers" .) -}}
+{{- $list = append $list (printf "%s:26379" $peer) -}}
 {{- end -}}
 {{- join "," $list -}}
 {{- end -}}
