@@ -57,6 +57,21 @@ def env(c):
     return {e["name"]: e.get("value") for e in c["env"]}
 
 
+def validate_strictly(docs, path):
+    """kubernetes-validate --strict and checkov (no failed check) on a rendering."""
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    out = subprocess.run([str(VENV / "kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run([str(VENV / "checkov"), "--skip-download", "--quiet", "--compact", "--framework", "kubernetes",
+                          "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=600)
+    report = json.loads(out.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
+    assert failed == [], failed
+    assert sum(r["summary"]["passed"] for r in reports) > 50
+
+
 def test_chart_lints_strictly_without_a_warning():
     code, report = helm("lint")
     assert code == 0 and report["errors"] == [], report
@@ -96,18 +111,7 @@ def test_every_values_file_renders_validates_and_passes_checkov(tmp, profile):
         values = {**values_file("values-aws.yaml"), **values}
     code, result = helm("validate", json.dumps(values))
     assert code == 0 and result["ok"], result
-    docs = objects(render(values), hooks=True)
-    path = tmp / "rendered.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    out = subprocess.run([str(VENV / "kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(path)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    out = subprocess.run([str(VENV / "checkov"), "--skip-download", "--quiet", "--compact", "--framework", "kubernetes",
-                          "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=600)
-    report = json.loads(out.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
-    assert failed == [], failed
+    validate_strictly(objects(render(values), hooks=True), tmp / "rendered.yaml")
 
 
 @pytest.mark.parametrize("values,where", [
@@ -348,16 +352,7 @@ def test_sentinel_mode_renders_three_redis_with_sentinels_and_the_app_follows_th
     assert {p["port"] for rule in peers for p in rule["ports"]} == {6379, 26379}
     assert find(docs, "NetworkPolicy", "counter-api-redis-to-peers-and-dns")
     # Every rendering of this mode passes the validators too.
-    path = tmp / "sentinel.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    out = subprocess.run([str(VENV / "kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION, str(path)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    out = subprocess.run([str(VENV / "checkov"), "--skip-download", "--quiet", "--compact", "--framework", "kubernetes",
-                          "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=600)
-    report = json.loads(out.stdout)
-    assert [c["check_id"] for r in (report if isinstance(report, list) else [report])
-            for c in r["results"]["failed_checks"]] == []
+    validate_strictly(docs, tmp / "sentinel.yaml")
 
 
 @pytest.mark.parametrize("pod,sentinel_answer,expected_primary", [
