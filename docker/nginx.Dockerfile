@@ -1,7 +1,7 @@
 # nginx in front of counter-fcgi, non-root on port 8080, for a read-only root filesystem.
 # Build from the repository root:  docker build -f docker/nginx.Dockerfile -t counter-nginx .
-# The configuration comes from nginx/ (baked in here; Kubernetes mounts the same files from a
-# ConfigMap generated from nginx/ over /etc/counter-nginx/templates) and is rendered at start.
+# The configuration comes from nginx/ (baked in here, the only copy the containers use: Kubernetes
+# and compose pass settings only) and is rendered from the environment at start.
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 # checkov:skip=CKV_DOCKER_7: the tag is pinned in the ARG default above; checkov cannot read ARGs
 FROM ${RUNTIME_IMAGE}
