@@ -24,7 +24,7 @@ swift test --skip-build
 pytest_args=(-q Tests/integration)
 if [ "${SKIP_CONTAINERS:-0}" = 1 ]; then
   echo "test: SKIP_CONTAINERS=1: leaving out the container checks" >&2
-  pytest_args+=(--ignore=Tests/integration/test_containers.py --ignore=Tests/integration/test_chart.py)
+  pytest_args+=(--ignore=Tests/integration/test_containers.py --ignore=Tests/integration/test_chart.py --ignore=Tests/integration/test_infra.py)
 else
   echo "test: container tooling and images (network to Debian's mirror and PyPI on a new machine)" >&2
   scripts/setup-containers.sh
