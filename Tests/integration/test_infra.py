@@ -92,3 +92,31 @@ def test_checkov_finds_nothing_and_every_skip_is_justified():
     for path in INFRA.glob("*.tf"):
         for skip in re.findall(r"checkov:skip=.*", path.read_text()):
             assert re.fullmatch(r"checkov:skip=CKV[0-9]*_[A-Z0-9_]+: \S.{20,}", skip), f"{path.name}: {skip}"
+
+
+def setup_aws(*args, env=None):
+    # No credentials and no instance metadata: the AWS CLI gives up before any network call.
+    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    import os
+    aws = shutil.which("aws")
+    if aws:
+        base["PATH"] = f"{os.path.dirname(aws)}:{base['PATH']}"
+    return subprocess.run(["/bin/bash", str(ROOT / "scripts" / "setup-aws.sh"), *args], env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_setup_aws_says_what_is_missing_clearly():
+    help_text = setup_aws("--help")
+    assert help_text.returncode == 0
+    for command in ("check", "bootstrap", "plan", "apply", "kubeconfig", "outputs", "fix", "destroy"):
+        assert f"setup-aws.sh {command}" in help_text.stdout, command
+    assert setup_aws("bogus").returncode == 2
+    # Only the system's folders: neither terraform (/usr/local/bin here) nor the AWS CLI.
+    no_tools = setup_aws("check", env={"PATH": "/usr/bin:/bin"})
+    assert no_tools.returncode == 1 and "missing: terraform" in no_tools.stderr and "missing: aws" in no_tools.stderr
+    no_plan = setup_aws("apply")
+    assert no_plan.returncode == 1 and "run scripts/setup-aws.sh plan first" in no_plan.stderr
+    if shutil.which("aws") and shutil.which("kubectl"):
+        no_credentials = setup_aws("check")
+        assert no_credentials.returncode == 1 and "no AWS credentials" in no_credentials.stderr, no_credentials.stderr
