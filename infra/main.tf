@@ -298,3 +298,17 @@ resource "aws_iam_policy" "deploy" {
   description = "Push counter-api's images and find its cluster (GitHub Actions, by OIDC)."
   policy      = data.aws_iam_policy_document.deploy.json
 }
+
+# Pull requests that touch infra/ get a plan, with a role that can read and nothing else (the plan
+# runs with -lock=false: taking the state lock would be a write).
+module "plan_role" {
+  # checkov:skip=CKV_TF_1: registry modules are pinned to an exact version, which the registry never changes
+  source  = "terraform-aws-modules/iam/aws//modules/iam-github-oidc-role"
+  version = "5.52.2"
+
+  name     = "${var.name}-plan"
+  subjects = ["${var.github_repository}:pull_request"]
+  policies = {
+    read_only = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+  }
+}

@@ -6,6 +6,21 @@ output "DEPLOY_ROLE_ARN" {
   value       = module.deploy_role.arn
 }
 
+output "PLAN_ROLE_ARN" {
+  description = "The read-only role pull requests plan infra/ changes with (OIDC)."
+  value       = module.plan_role.arn
+}
+
+output "PUBLIC_HOST" {
+  description = "The public host name of the API."
+  value       = var.host
+}
+
+output "AVAILABILITY_ZONES" {
+  description = "The three zones, as the TF_VAR_availability_zones the plan workflow passes (JSON)."
+  value       = jsonencode(var.availability_zones)
+}
+
 output "AWS_REGION" {
   description = "The region of everything."
   value       = var.region

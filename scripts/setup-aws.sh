@@ -94,8 +94,11 @@ case ${1:-} in
   kubeconfig) check; init; kubeconfig ;;
   outputs)
     init >/dev/null 2>&1 || true
-    for name in DEPLOY_ROLE_ARN AWS_REGION EKS_CLUSTER; do
-      value=$(terraform output -raw "$name") || die "no output $name: has apply run?"
+    for name in DEPLOY_ROLE_ARN PLAN_ROLE_ARN AWS_REGION AVAILABILITY_ZONES EKS_CLUSTER PUBLIC_HOST \
+                ECR_APP_REPOSITORY ECR_NGINX_REPOSITORY STATE_BUCKET; do
+      if [ "$name" = STATE_BUCKET ]; then value=$(bucket); else
+        value=$(terraform output -raw "$name") || die "no output $name: has apply run?"
+      fi
       if have gh; then
         gh variable set "$name" --body "$value" && say "set repository variable $name"
       else
@@ -103,7 +106,7 @@ case ${1:-} in
       fi
     done
     say "for the chart (values-aws.yaml / env/production.yaml):"
-    for name in CERTIFICATE_ARN VPC_CIDR ECR_APP_REPOSITORY ECR_NGINX_REPOSITORY; do
+    for name in CERTIFICATE_ARN VPC_CIDR; do
       echo "$name=$(terraform output -raw "$name")"
     done
     ;;

@@ -538,6 +538,27 @@ def test_workflow_ships_pinned_images_with_oidc_and_smoke_tests():
     steps = {s.get("name", s.get("uses")): s for s in deploy["steps"]}
     rollout = steps["Deploy the exact images just built (by digest) and wait for the rollout"]
     assert "@${{ needs.images.outputs.app }}" in rollout["env"]["APP_IMAGE"]
+    # The digests deployed are the ones whose keyless signatures were verified, before deploying.
+    names = [s.get("name", s.get("uses")) for s in deploy["steps"]]
+    verify = steps["Verify the signatures of the exact digests to deploy"]
+    assert names.index("Verify the signatures of the exact digests to deploy") < names.index(
+        "Deploy the exact images just built (by digest) and wait for the rollout")
+    assert verify["env"]["APP_IMAGE"] == rollout["env"]["APP_IMAGE"] and "cosign verify" in verify["run"]
+    assert "certificate-oidc-issuer https://token.actions.githubusercontent.com" in verify["run"]
+    images = jobs["images"]
+    assert images["permissions"]["id-token"] == "write" and images["permissions"]["security-events"] == "write"
+    image_steps = {s.get("name", s.get("uses")): s for s in images["steps"]}
+    for image in ("counter-fcgi", "nginx"):
+        scan = image_steps[f"Scan the {image} image"]["with"]
+        assert scan["severity"] == "CRITICAL,HIGH" and scan["ignore-unfixed"] is True and scan["exit-code"] == "1"
+        assert image_steps[f"SBOM of {image} (attached to the run)"]["with"]["format"] == "spdx-json"
+    assert "cosign sign --yes" in image_steps["Sign both images by digest"]["run"]
+    assert "amazon-ecr-login" in json.dumps(images) and "ghcr.io" not in text, "images go to the Terraform's ECR"
+    assert all("cache-from" in image_steps[f"{name} image"]["with"] for name in ("counter-fcgi", "nginx"))
+    infra = yaml.safe_load((ROOT / ".github/workflows/infra.yml").read_text())
+    run = " ".join(s.get("run", "") for s in infra["jobs"]["terraform"]["steps"])
+    assert "terraform fmt -check" in run and "terraform validate" in run and "checkov" in run and "-lock=false" in run
+    assert infra[True]["pull_request"]["paths"][0] == "infra/**"
     assert steps["Smoke test through the ingress"]["run"] == "scripts/deploy.sh test"
     assert "secrets." not in json.dumps(jobs["test"]), "no secret in the job that does not need one"
     dependabot = yaml.safe_load((ROOT / ".github/dependabot.yml").read_text())
