@@ -61,6 +61,7 @@ render() {
     helm template counter-api k8s/chart "${chart_args[@]}"
     return
   fi
+  [ -z "${VALUES:-}" ] || die "VALUES (chart values files) needs helm; without it the plain manifests of k8s/ are applied"
   local work
   work=$(mktemp -d)
   cp -r k8s "$work/"

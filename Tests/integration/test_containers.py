@@ -178,6 +178,8 @@ def test_deploy_script_uses_the_chart_when_helm_is_there():
     assert missing.returncode == 1 and "VALUES: cannot read no-such-values.yaml" in missing.stderr
     without = run("scripts/deploy.sh", "render", env={**env, "PATH": "/usr/bin:/bin", "USE_HELM": "1"}, check=False)
     assert without.returncode == 1 and "helm is not installed" in without.stderr
+    plain = run("scripts/deploy.sh", "render", env={**env, "USE_HELM": "0"}, check=False)
+    assert plain.returncode == 1 and "VALUES (chart values files) needs helm" in plain.stderr
 
 
 @pytest.mark.parametrize("command", ["deploy", "status", "cleanup"])
