@@ -41,8 +41,13 @@ module "vpc" {
 
 # --- cluster -------------------------------------------------------------------------------------
 
-resource "aws_kms_key" "eks" {
-  description             = "${var.name}: envelope encryption of Kubernetes Secrets"
+# One key per use, rotated yearly, kept 30 days after deletion is asked for.
+resource "aws_kms_key" "this" {
+  for_each = {
+    eks = "envelope encryption of Kubernetes Secrets"
+    ecr = "encryption of the ECR repositories"
+  }
+  description             = "${var.name}: ${each.value}"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms_account.json
@@ -82,7 +87,7 @@ module "eks" {
   cluster_enabled_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
   create_kms_key            = false
   cluster_encryption_config = {
-    provider_key_arn = aws_kms_key.eks.arn
+    provider_key_arn = aws_kms_key.this["eks"].arn
     resources        = ["secrets"]
   }
 
@@ -118,13 +123,6 @@ module "eks" {
 
 # --- images ----------------------------------------------------------------------------------------
 
-resource "aws_kms_key" "ecr" {
-  description             = "${var.name}: encryption of the ECR repositories"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms_account.json
-}
-
 resource "aws_ecr_repository" "image" {
   for_each = local.images
 
@@ -137,7 +135,7 @@ resource "aws_ecr_repository" "image" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.ecr.arn
+    kms_key         = aws_kms_key.this["ecr"].arn
   }
 }
 
@@ -284,7 +282,7 @@ data "aws_iam_policy_document" "deploy" {
   statement {
     sid       = "EncryptLayers"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.ecr.arn]
+    resources = [aws_kms_key.this["ecr"].arn]
   }
   statement {
     sid       = "FindTheCluster"

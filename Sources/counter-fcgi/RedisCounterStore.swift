@@ -1,8 +1,5 @@
 import CounterCore
 import Logging
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The production ``CounterStore``: the counter operations as Redis commands on one worker's
 /// ``RedisSession``, and what Redis's answers mean for the API.

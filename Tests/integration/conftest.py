@@ -21,6 +21,18 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
+def checkov(framework, *targets):
+    """checkov (from .tools/venv, never downloading) on `targets` (its -f/-d arguments):
+    (the failed checks as (id, resource), how many passed)."""
+    out = subprocess.run([str(ROOT / ".tools" / "venv" / "bin" / "checkov"), "--skip-download", "--quiet", "--compact",
+                          "--framework", framework, *map(str, targets), "-o", "json"],
+                         capture_output=True, text=True, timeout=600)
+    report = json.loads(out.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
+    return failed, sum(r["summary"]["passed"] for r in reports)
+
+
 def free_port(kind=socket.SOCK_STREAM):
     with socket.socket(type=kind) as s:
         s.bind(("127.0.0.1", 0))

@@ -12,12 +12,11 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, free_port, wait_for
+from conftest import ROOT, checkov, free_port, wait_for
 from docblocks import block as docblock
 from kubeplay import build as build_kube_play
 
@@ -127,13 +126,8 @@ def test_checkov_has_no_failed_check(tmp, framework, target):
         args = ["-f", path]
     else:
         args = ["-d", ROOT / "docker"]
-    out = run(TOOLS / "checkov", "--skip-download", "--quiet", "--compact", "--framework", framework, *args,
-              "-o", "json", check=False, timeout=600)
-    report = json.loads(out.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [c["check_id"] for r in reports for c in r["results"]["failed_checks"]]
-    assert failed == [], failed
-    assert sum(r["summary"]["passed"] for r in reports) > 50
+    failed, passed = checkov(framework, *args)
+    assert failed == [] and passed > 50, failed
 
 
 def test_hadolint_yamllint_actionlint_compose_config():

@@ -5,11 +5,12 @@ uses), checkov's Terraform checks with none failed and every skip justified, and
 the workflow and the chart (outputs named as the repository variables, typed and described
 variables, exact version pins)."""
 import json
+import os
 import re
 import shutil
 import subprocess
 
-from conftest import ROOT
+from conftest import ROOT, checkov
 
 INFRA = ROOT / "infra"
 VENV = ROOT / ".tools" / "venv" / "bin"
@@ -83,13 +84,8 @@ def test_outputs_are_the_workflows_repository_variables():
 
 
 def test_checkov_finds_nothing_and_every_skip_is_justified():
-    out = subprocess.run([str(VENV / "checkov"), "--skip-download", "--quiet", "--compact", "--framework", "terraform",
-                          "-d", str(INFRA), "-o", "json"], capture_output=True, text=True, timeout=600)
-    report = json.loads(out.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
-    assert failed == [], failed
-    assert sum(r["summary"]["passed"] for r in reports) > 30
+    failed, passed = checkov("terraform", "-d", INFRA)
+    assert failed == [] and passed > 30, failed
     for path in INFRA.glob("*.tf"):
         for skip in re.findall(r"checkov:skip=.*", path.read_text()):
             assert re.fullmatch(r"checkov:skip=CKV[0-9]*_[A-Z0-9_]+: \S.{20,}", skip), f"{path.name}: {skip}"
@@ -99,7 +95,6 @@ def setup_aws(*args, env=None):
     # No credentials and no instance metadata: the AWS CLI gives up before any network call.
     base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
-    import os
     aws = shutil.which("aws")
     if aws:
         base["PATH"] = f"{os.path.dirname(aws)}:{base['PATH']}"

@@ -2,7 +2,6 @@
 error is said as one (500, no Retry-After, its own log line and metric kind), a connection that
 can no longer be used is dropped and replaced with the usual backoff, and an idle connection
 closed by Redis's own `timeout` is replaced quietly."""
-import time
 
 from conftest import KEY_READ, KEY_WRITE, wait_for
 from test_metrics import sample, scrape

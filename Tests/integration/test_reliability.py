@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import KEY_READ, KEY_WRITE, ROOT, wait_for
+from conftest import KEY_READ, KEY_WRITE, ROOT
 
 
 class Load:

@@ -3,10 +3,10 @@ scripts/redis-ha.sh, the script users run by hand): counter-fcgi follows failove
 with REDIS_WAIT_REPLICAS=1 no acknowledged increment is lost when the primary dies. Load loops are
 bounded in count and time and talk to 127.0.0.1 only."""
 import os
-import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +68,6 @@ class HA:
 
     @property
     def dir(self):
-        from pathlib import Path
         return Path(self.env["REDIS_HA_DIR"])
 
     def primary(self):
