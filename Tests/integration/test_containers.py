@@ -7,6 +7,7 @@ in compose, an internal bridge network.
 """
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -559,3 +560,14 @@ def test_workflow_ships_pinned_images_with_oidc_and_smoke_tests():
     assert "secrets." not in json.dumps(jobs["test"]), "no secret in the job that does not need one"
     dependabot = yaml.safe_load((ROOT / ".github/dependabot.yml").read_text())
     assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"docker", "github-actions"}
+
+
+def test_every_action_is_pinned_by_commit_with_its_version_beside_it():
+    # A tag can be moved to other code after review; a commit cannot. The version in the comment is
+    # what Dependabot reads and rewrites with the new commit when it updates an action.
+    pinned = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v?\d+\.\d+\.\d+$")
+    for workflow in sorted((ROOT / ".github/workflows").glob("*.yml")):
+        lines = [l for l in workflow.read_text().splitlines() if re.match(r"^\s*(- )?uses:", l)]
+        assert lines, f"{workflow.name} uses no action?"
+        loose = [l.strip() for l in lines if not pinned.match(l)]
+        assert not loose, f"{workflow.name}: not pinned by commit with a version comment: {loose}"
