@@ -29,6 +29,8 @@ down_after=${REDIS_HA_DOWN_AFTER_MS:-1000}
 max_lag=${REDIS_HA_MAX_LAG:-10}
 name=${REDIS_HA_NAME:-counter}
 die() { echo "redis-ha: $*" >&2; exit 1; }
+# The last lines of a server's log, so a failure to start says why without a second look.
+log_tail() { [ -s "$1" ] && printf '\n%s' "$(tail -n 5 "$1")"; true; }
 
 secret() {  # NAME: a password kept in $dir, made on first use
   local file="$dir/$1"
@@ -92,7 +94,7 @@ start_node() {  # N
   node_conf "$n"
   redis-server "$dir/node-$n/redis.conf" --daemonize yes --pidfile "$pidfile" --logfile "$dir/node-$n/redis.log"
   for _ in $(seq 100); do cli $((port + n)) ping 2>/dev/null | grep -qE 'PONG|LOADING' && return 0; sleep 0.05; done
-  die "data node $n did not start (see $dir/node-$n/redis.log)"
+  die "data node $n did not start (see $dir/node-$n/redis.log):$(log_tail "$dir/node-$n/redis.log")"
 }
 
 start_sentinel() {  # I
@@ -102,7 +104,7 @@ start_sentinel() {  # I
   redis-server "$dir/sentinel-$i/sentinel.conf" --sentinel --daemonize yes --pidfile "$pidfile" \
     --logfile "$dir/sentinel-$i/sentinel.log"
   for _ in $(seq 100); do sentinel_cli "$i" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
-  die "sentinel $i did not start (see $dir/sentinel-$i/sentinel.log)"
+  die "sentinel $i did not start (see $dir/sentinel-$i/sentinel.log):$(log_tail "$dir/sentinel-$i/sentinel.log")"
 }
 
 primary_port() {  # the primary's port, as the first Sentinel that answers says

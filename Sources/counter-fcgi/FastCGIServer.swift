@@ -21,6 +21,8 @@ final class FastCGIServer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let busy = Atomic<Int>(0)
     private let metrics: ServiceMetrics
+    /// Shared by the workers' Redis sessions: the first good answer after an outage ends every backoff.
+    private let recovery = RedisRecovery()
 
     init(config: Config, logger: Logger) {
         self.config = config
@@ -85,7 +87,7 @@ final class FastCGIServer: Sendable {
     private func serve(workerID: Int, request: FastCGIRequest) {
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(workerID)"
-        let store = RedisCounterStore(config: config, logger: logger, metrics: metrics)
+        let store = RedisCounterStore(config: config, logger: logger, metrics: metrics, recovery: recovery)
         store.warmUp()
         var output: [UInt8] = []
         output.reserveCapacity(512)

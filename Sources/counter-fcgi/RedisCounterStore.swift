@@ -24,11 +24,11 @@ final class RedisCounterStore: CounterStore {
     private let pingCommand: RedisCommand
     private let wait: RedisCommand?
 
-    init(config: Config, logger: Logger, metrics: ServiceMetrics) {
+    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
-        session = RedisSession(config: config, logger: logger, metrics: metrics)
+        session = RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery)
         get = RedisCommand(["GET", config.counterKey])
         incr = RedisCommand(["INCR", config.counterKey])
         setZero = RedisCommand(["SET", config.counterKey, "0"])
@@ -158,7 +158,9 @@ final class RedisCounterStore: CounterStore {
                 if write, let wait {
                     replies = try current.run([command, wait])
                 } else {
-                    return try current.run(command)
+                    let reply = try current.run(command)
+                    if case .error = reply {} else { session.answered() }
+                    return reply
                 }
             } catch {
                 attempts -= 1
@@ -169,6 +171,7 @@ final class RedisCounterStore: CounterStore {
             // The write's own error (overflow, NOREPLICAS...) comes first; WAIT is then moot.
             if case .error = replies[0] { return replies[0] }
             try acknowledged(replies[1])
+            session.answered()
             return replies[0]
         }
     }

@@ -10,6 +10,7 @@ final class RedisSession {
     private let logger: Logger
     private let metrics: ServiceMetrics
     private let source: RedisEndpointSource
+    private let recovery: RedisRecovery
     private let policy = ReconnectPolicy()
     private var connection: RedisConnection? {
         didSet {
@@ -20,6 +21,9 @@ final class RedisSession {
     }
     private var failures = 0
     private var nextAttempt: UInt64 = 0
+    private var lastFailure: UInt64 = 0
+    /// The connection in hand has not had a command answered yet: its first answer is news.
+    private var unproven = false
     private var wasConnected = false
     private var lastUsed: UInt64 = 0
     /// The connection in hand replaces one Redis closed while idle: not a reconnect to count.
@@ -31,10 +35,11 @@ final class RedisSession {
     /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
     static let idleCheckNS: UInt64 = 100_000_000
 
-    init(config: Config, logger: Logger, metrics: ServiceMetrics) {
+    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
+        self.recovery = recovery
         source = RedisEndpointSource(config: config)
         endpoint = config.redis
     }
@@ -59,13 +64,17 @@ final class RedisSession {
             quietReplacement = true
             logger.debug("redis closed an idle connection", metadata: ["redis": "\(endpoint)"])
         }
-        guard now >= nextAttempt else { throw .unavailable(reason: "reconnect backoff") }
+        guard policy.allowsAttempt(now: now, nextAttempt: nextAttempt, lastFailure: lastFailure,
+                                   recoveredAt: now >= nextAttempt ? 0 : recovery.recoveredAt) else {
+            throw .unavailable(reason: "reconnect backoff")
+        }
         do {
             let target = try source.endpoint()
             let fresh = try RedisConnection.connect(to: .init(config: config, endpoint: target))
             try source.verify(fresh, at: target)
             connection = fresh
             endpoint = target
+            unproven = true
             if source.followsSentinel {
                 switch metrics.notePrimary(target.description) {
                 case .same: break
@@ -85,6 +94,7 @@ final class RedisSession {
         } catch {
             quietReplacement = false
             failures += 1
+            lastFailure = now
             nextAttempt = policy.nextAttempt(failures: failures, now: now, jitter: Double.random(in: 0...1))
             if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
             let metadata: Logger.Metadata = ["redis": "\(source.followsSentinel ? "sentinel" : "\(config.redis)")",
@@ -108,6 +118,15 @@ final class RedisSession {
         metrics.redisError("io")
         logger.warning("redis disconnected", metadata: ["redis": "\(endpoint)", "redis.error": "\(reason)"])
         failures += 1
-        nextAttempt = policy.nextAttempt(failures: failures, now: MonotonicClock.now(), jitter: Double.random(in: 0...1))
+        lastFailure = MonotonicClock.now()
+        nextAttempt = policy.nextAttempt(failures: failures, now: lastFailure, jitter: Double.random(in: 0...1))
+    }
+
+    /// Called when Redis answered a command as it should (not with an error): on a new
+    /// connection, that is news for the workers still backing off.
+    func answered() {
+        guard unproven else { return }
+        unproven = false
+        recovery.record(MonotonicClock.now())
     }
 }

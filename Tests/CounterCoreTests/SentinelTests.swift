@@ -69,6 +69,17 @@ struct SentinelTests {
         #expect(policy.nextAttempt(failures: 60, now: 0, jitter: 0) == 250_000_000)
     }
 
+    @Test func anotherWorkersRecoveryEndsTheBackoff() {
+        let policy = ReconnectPolicy()
+        // Failed at 100, backing off until 500.
+        #expect(!policy.allowsAttempt(now: 200, nextAttempt: 500, lastFailure: 100, recoveredAt: 0), "no news: wait")
+        #expect(!policy.allowsAttempt(now: 200, nextAttempt: 500, lastFailure: 100, recoveredAt: 90),
+                "a recovery before this worker's failure is old news")
+        #expect(policy.allowsAttempt(now: 200, nextAttempt: 500, lastFailure: 100, recoveredAt: 150),
+                "Redis answered another worker since: try now")
+        #expect(policy.allowsAttempt(now: 500, nextAttempt: 500, lastFailure: 100, recoveredAt: 0), "backoff over")
+    }
+
     @Test(arguments: [
         ("LOADING Redis is loading the dataset in memory", RedisErrorReply.transient, RedisErrorReply.reconnect),
         ("NOREPLICAS Not enough good replicas to write.", .transient, .reconnect),

@@ -18,8 +18,21 @@ from test_reliability import Load
 SCRIPT = ROOT / "scripts" / "redis-ha.sh"
 
 
-def free_block(count, low=20000, high=60000):
-    """A base port with `count` consecutive free loopback ports from it."""
+def ephemeral_low():
+    """The first port the kernel hands out to outgoing connections (32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_block(count, low=10000, high=None):
+    """A base port with `count` consecutive free loopback ports from it, below the ephemeral range:
+    there, a port free when checked can be taken by any outgoing connection before the server
+    binds it (seen: a data node that could not start)."""
+    high = high or ephemeral_low()
+    if high - low < 1000:  # an unusual ephemeral range: take the chance above it instead
+        low, high = 20000, 60000
     start = (os.getpid() * 7919 + time.monotonic_ns()) % (high - low)
     for k in range(2000):
         base = low + (start + k * 13) % (high - low - count)
@@ -136,6 +149,10 @@ def test_primary_killed_under_load_loses_no_acknowledged_write(start_stack, ha):
     outage = first_ok - killed
     print(f"sentinel failover: writes back {outage:.2f}s after the primary was killed")
     assert outage < 8, f"service back within 8 s (down-after 1 s + failover), took {outage:.2f}s"
+    # Once one write succeeds, the workers still backing off try again at once (the recovery is
+    # shared): before, 170 to 320 more writes were refused over about 250 ms.
+    refused_after = [s for st, _, s, _ in load.results if st > first_ok and s != 200]
+    assert len(refused_after) < 8, f"{len(refused_after)} writes refused after service was back"
     slowest = max(d for _, d, _, _ in load.results)
     assert slowest < 3.5, f"no request waits past the timeouts ({slowest:.2f}s)"
     health = stack.curl("GET", "/health").json()
@@ -199,7 +216,9 @@ def test_old_primary_returns_as_a_replica_and_is_never_written(start_stack, ha):
     cluster.run("start-node", "0")
     wait_for(lambda: cluster.role(0) == "slave", timeout=20, what="the old primary to rejoin as a replica")
     for _ in range(20):
-        assert stack.curl("POST", "/write", KEY_WRITE).status == 200
+        reply = stack.curl("POST", "/write", KEY_WRITE)
+        # Seen failing once before the recovery was shared: a worker still in its own backoff.
+        assert reply.status == 200, [l for l in stack.responder.log_lines() if "redis.error" in l][-3:]
     new_node, _ = cluster.primary()
     assert new_node != 0
     wait_for(lambda: cluster.cli(0, "GET", "api_counter") == cluster.cli(new_node, "GET", "api_counter"),
