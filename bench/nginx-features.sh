@@ -6,16 +6,24 @@
 # and nginx's own CPU per request (its worker's user + system time from /proc around the run), and
 # the difference to everything on. A benchmark: it prints figures, never fails on them.
 #
-# Variants: all (everything on), log-buffered (access log with buffer=64k flush=1s), no-log (no
-# access log), no-auth (no auth_request subrequest: keys not checked), no-limits (no limit_req),
-# no-headers (no security headers), none (no access log, no auth_request, no limits).
+# MEASURE=instructions counts instead the instructions nginx runs per request, under valgrind's
+# callgrind: the same REQUESTS (default 2000) GET /read on one keep-alive connection for every
+# variant, counted after a warm-up. User-space instructions only (the kernel's share of each
+# request is not in them), but the same on every run whatever the machine's noise: the way to see
+# a feature's cost of a few microseconds that the CPU-time figures drown.
+#
+# Variants: all (everything on, as shipped), log-unbuffered (one write(2) per access log line),
+# no-log (no access log), no-jit (regexes interpreted), no-auth (keys not checked), no-limits (no
+# limit_req), no-headers (no security headers), none (no access log, no key check, no limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+measure=${MEASURE:-cpu}
+requests=${REQUESTS:-2000}
 secs=${SECONDS_PER_RUN:-6}
 conns=${CONNECTIONS:-64}
 rounds=${ROUNDS:-2}
 key=bench-key-0123456789abcdef
-variants=${VARIANTS:-all log-buffered no-log no-auth no-limits no-headers none}
+variants=${VARIANTS:-all log-unbuffered no-log no-jit no-auth no-limits no-headers none}
 
 BENCH_NAME="nginx-features"
 # shellcheck source=bench/common.sh
@@ -34,12 +42,13 @@ make_variant() {
   cp -r "$dir/base" "$conf"
   find "$conf" -name '*.conf' -exec sed -i -e "s|$dir/base|$conf|g" -e "s|127.0.0.1:1;|127.0.0.1:$2;|; s|127.0.0.1:1 default_server|127.0.0.1:$2 default_server|" {} +
   case $1 in
-    log-buffered) sed -i 's|^access_log \(.*\) counter_json;|access_log \1 counter_json buffer=64k flush=1s;|' "$conf/counter-api.conf" ;;
-    no-log) sed -i 's|^access_log .* counter_json;|access_log off;|' "$conf/counter-api.conf" ;;
-    no-auth) sed -i '/auth_request /d' "$conf/counter-api.conf" ;;
+    log-unbuffered) sed -i 's|^access_log \(.*\) counter_json buffer=.*;|access_log \1 counter_json;|' "$conf/counter-api.conf" ;;
+    no-log) sed -i 's|^access_log .* counter_json.*;|access_log off;|' "$conf/counter-api.conf" ;;
+    no-jit) sed -i '/^pcre_jit on;/d' "$conf/nginx.conf" ;;
+    no-auth) sed -i '/rewrite ^ \/_refused/d' "$conf/counter-api.conf" ;;
     no-limits) : > "$conf/limits.conf" ;;
     no-headers) : > "$conf/security-headers.conf" ;;
-    none) sed -i -e 's|^access_log .* counter_json;|access_log off;|' -e '/auth_request /d' "$conf/counter-api.conf"; : > "$conf/limits.conf" ;;
+    none) sed -i -e 's|^access_log .* counter_json.*;|access_log off;|' -e '/rewrite ^ \/_refused/d' "$conf/counter-api.conf"; : > "$conf/limits.conf" ;;
     all) ;;
     *) echo "bench: unknown variant $1" >&2; exit 2 ;;
   esac
@@ -53,9 +62,46 @@ worker_ticks() {  # MASTER_PID: user + system ticks of its (one) worker
 }
 hz=$(getconf CLK_TCK)
 
+read -r -a list <<<"$variants"
+
+# instructions VARIANT PORT: nginx (one process) under callgrind; its instructions per request.
+instructions() {
+  local out="$dir/$1/callgrind.out" vg
+  valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$dir/$1/nginx.conf" -p "$dir/$1" \
+    -g 'daemon off; master_process off;' 2>"$dir/$1/valgrind.log" &
+  vg=$!
+  for _ in $(seq 300); do curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$2/read" && break; sleep 0.1; done
+  curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$2/read?warm-up=[1-200]"
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$2/read?n=[1-$requests]" || { echo "bench: $1 failed a request" >&2; exit 1; }
+  callgrind_control -d "$vg" >/dev/null 2>&1
+  [ -z "${KEEP_PROFILE:-}" ] || cp "$out".1 "$KEEP_PROFILE.$1"
+  kill "$vg"; wait "$vg" 2>/dev/null || true
+  # The dump made on request holds the counts since the zeroing: the requests alone.
+  awk -v n="$requests" '/^summary:/ { printf "%.0f", $2 / n; exit }' "$out".1
+}
+
+if [ "$measure" = instructions ]; then
+  command -v valgrind >/dev/null || { echo "bench: MEASURE=instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+  echo "bench: nginx instructions per request under callgrind, $requests GET /read on one connection" >&2
+  declare -A count
+  for variant in "${list[@]}"; do
+    port=$(free_port)
+    make_variant "$variant" "$port"
+    count[$variant]=$(instructions "$variant" "$port")
+    printf '%-13s %9s instructions/request\n' "$variant" "${count[$variant]}" >&2
+  done
+  echo
+  printf '%-13s %14s %12s\n' variant "instr/request" "vs all"
+  for variant in "${list[@]}"; do
+    printf '%-13s %14s %12s\n' "$variant" "${count[$variant]}" \
+      "$(awk -v c="${count[$variant]}" -v b="${count[all]:-0}" 'BEGIN { if (b > 0) printf "%+.0f", c - b; else print "-" }')"
+  done
+  exit 0
+fi
+
 declare -A rps cpu
 echo "bench: ${secs}s per run, $rounds round(s), $conns connections, GET /read; nginx CPU per request from /proc" >&2
-read -r -a list <<<"$variants"
 for round in $(seq "$rounds"); do
   # Rotate the order so no variant always runs first (on a quieter or a warmer machine).
   for ((i = 0; i < ${#list[@]}; i++)); do

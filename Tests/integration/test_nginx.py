@@ -120,7 +120,7 @@ def test_405_with_allow(stack, method, path, allow):
 
 
 def test_404_for_unknown_paths(stack):
-    for path in ("/", "/nope", "/read/", "/_auth/read", "/_problem", "/readx"):
+    for path in ("/", "/nope", "/read/", "/_auth/read", "/_problem", "/readx", "/_refused/401", "/_refused/403"):
         assert_problem(stack.curl("GET", path, KEY_ADMIN), 404)
 
 

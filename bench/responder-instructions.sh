@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# What does counter-fcgi do per request, next to the reference's C responder on the same libfcgi
+# and hiredis? Both behind the same nginx (ours, rendered from nginx/, run natively) and the same
+# Redis, each sent the same REQUESTS (default 2000) on one keep-alive connection, after a warm-up:
+#   - instructions per request, under valgrind's callgrind (user space only, but the same on every
+#     run whatever the machine's noise; the top functions go to $dir when KEEP=1);
+#   - system calls per request, by strace -c -f (the kernel's share: reads, writes, polls).
+# ENDPOINTS (default "GET /read" "POST /write"). Needs valgrind and strace; the C responder comes
+# from ANCHORS (as in bench/run.sh); without it, counter-fcgi alone. A benchmark: it prints figures,
+# never fails on them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${REQUESTS:-2000}
+anchors=${ANCHORS:-}
+key=bench-key-0123456789abcdef
+for tool in valgrind strace callgrind_annotate; do
+  command -v "$tool" >/dev/null || { echo "bench: needs $tool (apt-get install valgrind strace)" >&2; exit 1; }
+done
+
+BENCH_NAME="responder-instructions"
+# shellcheck source=bench/common.sh
+. bench/common.sh
+start_redis
+
+c_binary=""
+if [ -n "$anchors" ] && [ -f "$anchors/c-reference/responder.c" ]; then
+  # shellcheck disable=SC2046 # pkg-config's flags are meant to split into words
+  gcc -O2 -g -pthread "$anchors/c-reference/responder.c" -o "$dir/c-responder" $(pkg-config --cflags --libs hiredis) -lfcgi
+  c_binary="$dir/c-responder"
+else
+  echo "bench: ANCHORS is not set (or has no c-reference): counter-fcgi alone" >&2
+fi
+
+# front NAME SOCKET: our nginx in front of SOCKET, on a free port (printed).
+front() {
+  local port
+  port=$(free_port)
+  PORT=$port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$key FCGI_LISTEN="unix:$2" ACCESS_LOG="$dir/access-$1.log" \
+    RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_KEY_BURST=100000 RATE_LIMIT_PER_ADDRESS=1000000r/s \
+    RATE_LIMIT_PER_ADDRESS_BURST=100000 nginx/render.sh "$dir/nginx-$1" 2>>"$dir/render.log"
+  nginx -c "$dir/nginx-$1/nginx.conf" -p "$dir/nginx-$1" -g 'daemon off;' 2>>"$dir/nginx-$1.log" &
+  pids+=($!)
+  echo "$port"
+}
+
+# start NAME WRAPPER...: the responder NAME on $dir/NAME.sock under WRAPPER (valgrind, or nothing).
+start() {
+  local name=$1
+  shift
+  local sock="$dir/$name.sock"
+  rm -f "$sock"
+  if [ "$name" = counter-fcgi ]; then
+    env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$sock" "$@" "$bin" 2>>"$dir/$name.log" &
+  else
+    "$@" "$c_binary" "$sock" 16 "127.0.0.1:$rport" 2>>"$dir/$name.log" &
+  fi
+  responder=$!
+  for _ in $(seq 600); do [ -S "$sock" ] && break; sleep 0.05; done
+  # counter-fcgi makes its socket 0660 for its group; the nginx workers (nobody:nogroup when root)
+  # reach it through the setgid folder. The C responder's socket gets the same group and mode.
+  [ "$(id -u)" -ne 0 ] || { chgrp nogroup "$sock"; chmod 0660 "$sock"; }
+}
+
+load() {  # PORT METHOD PATH COUNT
+  curl -fs -o /dev/null -X "$2" -H "X-API-Key: $key" "http://127.0.0.1:$1$3?n=[1-$4]"
+}
+
+declare -A instr calls
+names=(counter-fcgi)
+[ -n "$c_binary" ] && names+=(c-reference)
+read -r -a endpoints <<<"${ENDPOINTS:-GET:/read POST:/write}"
+echo "bench: $requests requests per endpoint on one connection, through our nginx" >&2
+for name in "${names[@]}"; do
+  port=$(front "$name" "$dir/$name.sock")
+  for spec in "${endpoints[@]}"; do
+    method=${spec%%:*} path=${spec#*:}
+    # Instructions: under callgrind, counted from the zeroing after the warm-up to the dump.
+    start "$name" valgrind --tool=callgrind --callgrind-out-file="$dir/$name.callgrind" --trace-children=no
+    for _ in $(seq 300); do load "$port" GET /read 1 2>/dev/null && break; sleep 0.1; done
+    load "$port" "$method" "$path" 200
+    callgrind_control -z "$responder" >/dev/null 2>&1
+    load "$port" "$method" "$path" "$requests" || { echo "bench: $name failed a request" >&2; exit 1; }
+    callgrind_control -d "$responder" >/dev/null 2>&1
+    kill "$responder"; wait "$responder" 2>/dev/null || true
+    instr[$name $spec]=$(awk -v n="$requests" '/^summary:/ { s += $2 } END { printf "%.0f", s / n }' "$dir/$name.callgrind".*)
+    if [ "${KEEP:-0}" = 1 ]; then
+      callgrind_annotate --inclusive=no "$dir/$name.callgrind".* 2>/dev/null | head -60 >"$dir/$name-${method}.top"
+      echo "bench: top functions in $dir/$name-${method}.top" >&2
+    fi
+    rm -f "$dir/$name.callgrind"*
+    # System calls: strace attached around the same number of requests, natively run.
+    start "$name"
+    for _ in $(seq 300); do load "$port" GET /read 1 2>/dev/null && break; sleep 0.1; done
+    load "$port" "$method" "$path" 200
+    strace -c -f -p "$responder" -o "$dir/$name.strace" 2>/dev/null &
+    tracer=$!
+    sleep 1
+    load "$port" "$method" "$path" "$requests"
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+    kill "$responder"; wait "$responder" 2>/dev/null || true
+    calls[$name $spec]=$(awk -v n="$requests" '$NF == "total" { printf "%.1f", $4 / n }' "$dir/$name.strace")
+    printf '%-13s %-12s %9s instructions/request %6s syscalls/request\n' "$name" "$method $path" \
+      "${instr[$name $spec]}" "${calls[$name $spec]}" >&2
+    [ "${KEEP:-0}" = 1 ] && cp "$dir/$name.strace" "$dir/$name-${method}.strace-kept"
+  done
+done
+
+echo
+printf '%-12s | %14s %10s | %14s %10s | %6s\n' endpoint "ours instr/req" "syscalls" "C instr/req" "syscalls" ratio
+for spec in "${endpoints[@]}"; do
+  o=${instr[counter-fcgi $spec]} c=${instr[c-reference $spec]:-}
+  printf '%-12s | %14s %10s | %14s %10s | %6s\n' "${spec/:/ }" "$o" "${calls[counter-fcgi $spec]}" "${c:--}" \
+    "${calls[c-reference $spec]:--}" "$(awk -v o="$o" -v c="${c:-0}" 'BEGIN { if (c > 0) printf "%.2f", o / c; else print "-" }')"
+done
