@@ -3,7 +3,7 @@
 # and hiredis? Both behind the same nginx (ours, rendered from nginx/, run natively) and the same
 # Redis, each sent the same REQUESTS (default 2000) on one keep-alive connection, after a warm-up:
 #   - instructions per request, under valgrind's callgrind (user space only, but the same on every
-#     run whatever the machine's noise; the top functions go to $dir when KEEP=1);
+#     run whatever the machine's noise; with KEEP=DIR, each profile's top functions go to DIR);
 #   - system calls per request, by strace -c -f (the kernel's share: reads, writes, polls).
 # ENDPOINTS (default "GET /read" "POST /write"). Needs valgrind and strace; the C responder comes
 # from ANCHORS (as in bench/run.sh); without it, counter-fcgi alone. A benchmark: it prints figures,
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 requests=${REQUESTS:-2000}
 anchors=${ANCHORS:-}
 key=bench-key-0123456789abcdef
-for tool in valgrind strace callgrind_annotate; do
+for tool in valgrind strace callgrind_control; do
   command -v "$tool" >/dev/null || { echo "bench: needs $tool (apt-get install valgrind strace)" >&2; exit 1; }
 done
 
@@ -21,6 +21,11 @@ BENCH_NAME="responder-instructions"
 # shellcheck source=bench/common.sh
 . bench/common.sh
 start_redis
+
+# valgrind 3.19 gives up on the Swift binary's DWARF 5 debug information: count a copy without it
+# (the symbol table, which names the functions, stays).
+objcopy --strip-debug "$bin" "$dir/counter-fcgi"
+bin="$dir/counter-fcgi"
 
 c_binary=""
 if [ -n "$anchors" ] && [ -f "$anchors/c-reference/responder.c" ]; then
@@ -31,16 +36,14 @@ else
   echo "bench: ANCHORS is not set (or has no c-reference): counter-fcgi alone" >&2
 fi
 
-# front NAME SOCKET: our nginx in front of SOCKET, on a free port (printed).
+# front NAME SOCKET: our nginx in front of SOCKET, on a free port (sets port).
 front() {
-  local port
   port=$(free_port)
   PORT=$port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$key FCGI_LISTEN="unix:$2" ACCESS_LOG="$dir/access-$1.log" \
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_KEY_BURST=100000 RATE_LIMIT_PER_ADDRESS=1000000r/s \
     RATE_LIMIT_PER_ADDRESS_BURST=100000 nginx/render.sh "$dir/nginx-$1" 2>>"$dir/render.log"
   nginx -c "$dir/nginx-$1/nginx.conf" -p "$dir/nginx-$1" -g 'daemon off;' 2>>"$dir/nginx-$1.log" &
   pids+=($!)
-  echo "$port"
 }
 
 # start NAME WRAPPER...: the responder NAME on $dir/NAME.sock under WRAPPER (valgrind, or nothing).
@@ -71,7 +74,7 @@ names=(counter-fcgi)
 read -r -a endpoints <<<"${ENDPOINTS:-GET:/read POST:/write}"
 echo "bench: $requests requests per endpoint on one connection, through our nginx" >&2
 for name in "${names[@]}"; do
-  port=$(front "$name" "$dir/$name.sock")
+  front "$name" "$dir/$name.sock"
   for spec in "${endpoints[@]}"; do
     method=${spec%%:*} path=${spec#*:}
     # Instructions: under callgrind, counted from the zeroing after the warm-up to the dump.
@@ -83,9 +86,10 @@ for name in "${names[@]}"; do
     callgrind_control -d "$responder" >/dev/null 2>&1
     kill "$responder"; wait "$responder" 2>/dev/null || true
     instr[$name $spec]=$(awk -v n="$requests" '/^summary:/ { s += $2 } END { printf "%.0f", s / n }' "$dir/$name.callgrind".*)
-    if [ "${KEEP:-0}" = 1 ]; then
-      callgrind_annotate --inclusive=no "$dir/$name.callgrind".* 2>/dev/null | head -60 >"$dir/$name-${method}.top"
-      echo "bench: top functions in $dir/$name-${method}.top" >&2
+    if [ -n "${KEEP:-}" ]; then
+      mkdir -p "$KEEP"
+      bench/callgrind-top.py "$requests" "$dir/$name.callgrind".* --top 40 >"$KEEP/$name-$method.top"
+      echo "bench: top functions in $KEEP/$name-$method.top" >&2
     fi
     rm -f "$dir/$name.callgrind"*
     # System calls: strace attached around the same number of requests, natively run.
@@ -101,7 +105,7 @@ for name in "${names[@]}"; do
     calls[$name $spec]=$(awk -v n="$requests" '$NF == "total" { printf "%.1f", $4 / n }' "$dir/$name.strace")
     printf '%-13s %-12s %9s instructions/request %6s syscalls/request\n' "$name" "$method $path" \
       "${instr[$name $spec]}" "${calls[$name $spec]}" >&2
-    [ "${KEEP:-0}" = 1 ] && cp "$dir/$name.strace" "$dir/$name-${method}.strace-kept"
+    [ -z "${KEEP:-}" ] || cp "$dir/$name.strace" "$KEEP/$name-$method.strace"
   done
 done
 

@@ -79,6 +79,9 @@ public struct Response: Sendable, Equatable {
     }
 }
 
+/// Appends the text's bytes in one copy (appending `text.utf8` goes byte by byte: measured, about
+/// 500 instructions per response).
 private func append(_ text: String, to buffer: inout [UInt8]) {
-    buffer.append(contentsOf: text.utf8)
+    var text = text
+    text.withUTF8 { buffer.append(contentsOf: $0) }
 }

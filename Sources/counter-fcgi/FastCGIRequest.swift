@@ -1,4 +1,5 @@
 private import CFastCGI
+import Glibc
 import CounterCore
 
 /// The one owner of a libfcgi `FCGX_Request`: one per worker thread, initialised once and reused
@@ -55,29 +56,65 @@ final class FastCGIRequest: @unchecked Sendable {
     }
 
     /// The request line the router needs, copied into Swift at once: libfcgi's parameter strings
-    /// are freed at the next accept.
+    /// are freed at the next accept. The params are found in one pass over libfcgi's array
+    /// (``Params``), not by one `FCGX_GetParam` search per name: measured, that pass saves about
+    /// 2,000 instructions per write.
     func head() -> RequestHead {
-        let method = param("REQUEST_METHOD") ?? ""
+        params = Params(request.pointee.envp)
+        let method = params.method.map { String(cString: $0) } ?? ""
         let path: String
-        if let uri = param("DOCUMENT_URI"), !uri.isEmpty {
-            path = uri
-        } else if let uri = param("REQUEST_URI"), !uri.isEmpty {
-            path = String(uri.prefix { $0 != "?" })
+        if let uri = params.documentURI, uri.pointee != 0 {
+            path = String(cString: uri)
+        } else if let uri = params.requestURI, uri.pointee != 0 {
+            path = String(String(cString: uri).prefix { $0 != "?" })
         } else {
-            path = param("SCRIPT_NAME") ?? ""
+            path = params.scriptName.map { String(cString: $0) } ?? ""
         }
-        var head = RequestHead(method: method, path: path, contentLength: param("CONTENT_LENGTH"))
+        var head = RequestHead(method: method, path: path, contentLength: params.contentLength.map { String(cString: $0) })
         if method == "POST" {
-            // Only writes take an idempotency key; reads skip the two lookups.
-            head.idempotencyKey = param("HTTP_IDEMPOTENCY_KEY")
-            head.client = param("API_KEY_NAME") ?? "-"
+            // Only writes take an idempotency key and name their caller in the log.
+            head.idempotencyKey = params.idempotencyKey.map { String(cString: $0) }
+            head.client = params.keyName.map { String(cString: $0) } ?? "-"
         }
         return head
     }
 
-    /// The request id nginx passes (`REQUEST_ID`, or the client's `X-Request-ID` header).
+    /// The request id nginx passes (`REQUEST_ID`, or the client's `X-Request-ID` header); after
+    /// ``head()``, before the next accept.
     func requestID() -> String? {
-        param("REQUEST_ID") ?? param("HTTP_X_REQUEST_ID")
+        (params.requestID ?? params.headerRequestID).map { String(cString: $0) }
+    }
+
+    private var params = Params(nil)
+
+    /// Pointers to the values of the params the service reads, valid until the next accept.
+    private struct Params {
+        var method, documentURI, requestURI, scriptName, contentLength: UnsafePointer<CChar>?
+        var idempotencyKey, keyName, requestID, headerRequestID: UnsafePointer<CChar>?
+
+        /// One pass over `NAME=value` entries (a NULL-terminated array): `strchr` finds each
+        /// `=`, the name's length picks the candidates, one `memcmp` confirms.
+        init(_ environment: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
+            guard var entry = environment else { return }
+            while let pair = entry.pointee {
+                entry += 1
+                guard let equals = strchr(pair, 0x3D) else { continue }
+                let value = UnsafePointer(equals + 1)
+                func named(_ name: StaticString) -> Bool { memcmp(pair, name.utf8Start, name.utf8CodeUnitCount) == 0 }
+                switch pair.distance(to: equals) {
+                case 10 where named("REQUEST_ID"): requestID = value
+                case 11 where named("REQUEST_URI"): requestURI = value
+                case 11 where named("SCRIPT_NAME"): scriptName = value
+                case 12 where named("DOCUMENT_URI"): documentURI = value
+                case 12 where named("API_KEY_NAME"): keyName = value
+                case 14 where named("REQUEST_METHOD"): method = value
+                case 14 where named("CONTENT_LENGTH"): contentLength = value
+                case 17 where named("HTTP_X_REQUEST_ID"): headerRequestID = value
+                case 20 where named("HTTP_IDEMPOTENCY_KEY"): idempotencyKey = value
+                default: break
+                }
+            }
+        }
     }
 
     /// Reads and discards the request body, at most ``maxDrainBytes``; returns how much was read.
@@ -104,8 +141,4 @@ final class FastCGIRequest: @unchecked Sendable {
         }
     }
 
-    private func param(_ name: String) -> String? {
-        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
-        return String(cString: value)
-    }
 }

@@ -91,21 +91,29 @@ final class ServiceMetrics: Sendable {
 /// path does a dictionary lookup and an atomic add instead of a factory lookup under a lock.
 struct RequestMetrics {
     private var requests: [Int: Counter] = [:]
-    private var durations: [Int: Timer] = [:]
+    /// One per route, and one for `other`: indexed, not hashed.
+    private var durations = [Timer?](repeating: nil, count: RequestMetrics.routes.count + 1)
     private static let routes = Route.allCases.map(\.rawValue)
 
     /// Records one request. Unknown paths share the route label `other` (bounded cardinality).
+    /// One dictionary lookup per request: swift-metrics' Counter and Timer are classes.
     mutating func record(path: String, status: Int, nanoseconds: UInt64) {
         let routeIndex = RequestMetrics.routes.firstIndex(of: path) ?? RequestMetrics.routes.count
         let route = routeIndex < RequestMetrics.routes.count ? RequestMetrics.routes[routeIndex] : "other"
         let key = routeIndex * 1000 + status
-        if requests[key] == nil {
-            requests[key] = Counter(label: "counter_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+        if let counter = requests[key] {
+            counter.increment()
+        } else {
+            let counter = Counter(label: "counter_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+            requests[key] = counter
+            counter.increment()
         }
-        requests[key]!.increment()
-        if durations[routeIndex] == nil {
-            durations[routeIndex] = Timer(label: "counter_http_request_duration_seconds", dimensions: [("route", route)])
+        if let timer = durations[routeIndex] {
+            timer.recordNanoseconds(Int64(nanoseconds))
+        } else {
+            let timer = Timer(label: "counter_http_request_duration_seconds", dimensions: [("route", route)])
+            durations[routeIndex] = timer
+            timer.recordNanoseconds(Int64(nanoseconds))
         }
-        durations[routeIndex]!.recordNanoseconds(Int64(nanoseconds))
     }
 }

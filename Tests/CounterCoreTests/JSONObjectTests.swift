@@ -31,6 +31,13 @@ struct JSONObjectTests {
         #expect(String(decoding: object.finish(), as: UTF8.self) == #"{"s":"a\"b\\c\nd\u0001é"}"#)
     }
 
+    @Test(arguments: [("plain", #""plain""#), ("", #""""#), ("\u{1F}\t\r", #""\u001f\t\r""#), ("é ü", #""é ü""#)])
+    func stringsNeedingNoEscapeAndTheRest(_ value: String, _ json: String) {
+        var object = JSONObject()
+        object.add("s", value)
+        #expect(String(decoding: object.finish(), as: UTF8.self) == #"{"s":"# + json + "}")
+    }
+
     @Test func nowIsCurrent() {
         let now = Timestamp.now()
         #expect(now.seconds > 1_700_000_000)

@@ -120,7 +120,7 @@ def test_405_with_allow(stack, method, path, allow):
 
 
 def test_404_for_unknown_paths(stack):
-    for path in ("/", "/nope", "/read/", "/_auth/read", "/_problem", "/readx", "/_refused/401", "/_refused/403"):
+    for path in ("/", "/nope", "/read/", "/_auth/read", "/_problem", "/readx", "/_refused/401/read", "/_refused/403/write"):
         assert_problem(stack.curl("GET", path, KEY_ADMIN), 404)
 
 
@@ -300,6 +300,9 @@ def test_access_log_is_json_without_keys(stack):
     assert {"time", "bytes", "request_time", "upstream_time", "client"} <= first.keys()
     assert any(l["key_name"] == "writer" and l["status"] == 200 for l in lines)
     assert any(l["scope"] == "none" and l["status"] == 403 for l in lines)
+    # Refused requests are answered by internal refusal locations; the log names the route asked for.
+    assert any(l["path"] == "/reset" and l["status"] == 403 and l["scope"] == "read" for l in lines)
+    assert all(not l["path"].startswith("/_refused") for l in lines), lines
     text = stack.access_log.read_text() + stack.error_log.read_text() + stack.responder.log()
     for key in (KEY_ADMIN, KEY_WRITE, KEY_READ):
         assert key not in text, "an API key reached a log"

@@ -309,7 +309,7 @@ def test_nothing_reaches_the_responder_that_should_not(start_stack):
     stack = start_stack(responder_env={"DEBUG": "true"})
     for method, path, key in [("GET", "/read", None), ("GET", "/read", "wrong-key-wrong-key"),
                               ("POST", "/write", KEY_READ), ("DELETE", "/read", KEY_READ),
-                              ("GET", "/nope", KEY_READ), ("GET", "/_refused/401", KEY_READ)]:
+                              ("GET", "/nope", KEY_READ), ("GET", "/_refused/401/read", KEY_READ)]:
         assert stack.curl(method, path, key).status in (401, 403, 404, 405)
     assert stack.curl("POST", "/write", KEY_WRITE, data=b"x" * 5000).status == 413
     stack.responder.terminate()
