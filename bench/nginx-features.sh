@@ -14,7 +14,8 @@
 #
 # Variants: all (everything on, as shipped), log-unbuffered (one write(2) per access log line),
 # no-log (no access log), no-jit (regexes interpreted), no-auth (keys not checked), no-limits (no
-# limit_req), no-headers (no security headers), none (no access log, no key check, no limits).
+# limit_req), no-headers (no security headers), no-request-id (a constant instead of the request
+# id), none (no access log, no key check, no limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 measure=${MEASURE:-cpu}
@@ -48,6 +49,7 @@ make_variant() {
     no-auth) sed -i '/rewrite ^ \/_refused/d' "$conf/counter-api.conf" ;;
     no-limits) : > "$conf/limits.conf" ;;
     no-headers) : > "$conf/security-headers.conf" ;;
+    no-request-id) sed -i "s|^    default                     \"[0-9a-f]\\{16\\}-\\\$pid-.*\";|    default                     \"-\";|" "$conf/counter-api.conf" ;;
     none) sed -i -e 's|^access_log .* counter_json.*;|access_log off;|' -e '/rewrite ^ \/_refused/d' "$conf/counter-api.conf"; : > "$conf/limits.conf" ;;
     all) ;;
     *) echo "bench: unknown variant $1" >&2; exit 2 ;;

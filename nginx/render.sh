@@ -164,6 +164,11 @@ if [ "$(id -u)" -eq 0 ]; then
     user_directive="user $nginx_user $nginx_group;"
 fi
 
+# Request ids are this instance's id plus counters (counter-api.conf): drawn at each render, so a
+# restarted nginx (or another pod) never repeats an id.
+instance_id=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s' "$instance_id" | grep -Eq '^[0-9a-f]{16}$' || die "could not draw an instance id from /dev/urandom"
+
 escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 render() {
     sed -e "s|{{CONF_DIR}}|$(escape "$out")|g" \
@@ -174,6 +179,7 @@ render() {
         -e "s|{{FCGI_SOCKET}}|$(escape "$socket")|g" \
         -e "s|{{ACCESS_LOG}}|$(escape "${ACCESS_LOG:-/dev/stdout}")|g" \
         -e "s|{{WORKER_PROCESSES}}|$workers|g" \
+        -e "s|{{INSTANCE_ID}}|$instance_id|g" \
         -e "s|{{RATE_LIMIT_PER_KEY}}|$(escape "$rate_key")|g" \
         -e "s|{{RATE_LIMIT_PER_KEY_BURST}}|$burst_key|g" \
         -e "s|{{RATE_LIMIT_PER_ADDRESS}}|$(escape "$rate_addr")|g" \

@@ -1,5 +1,6 @@
 """The public face: real nginx rendered from nginx/, real curl, real counter-fcgi and Redis."""
 import json
+import os
 import re
 import signal
 import socket
@@ -212,8 +213,22 @@ def test_headers_request_id_and_no_version(stack):
     assert reply.headers["x-content-type-options"] == "nosniff"
     assert reply.headers["cache-control"] == "no-store"
     odd = stack.curl("GET", "/read", KEY_READ, headers=["X-Request-ID: bad id with spaces"])
-    assert len(odd.headers["x-request-id"]) == 32 and " " not in odd.headers["x-request-id"]
-    assert len(stack.curl("GET", "/nope").headers["x-request-id"]) == 32
+    made = re.compile(r"^[0-9a-f]{16}-\d+-\d+-\d+$")  # instance id, worker pid, connection, request
+    assert made.match(odd.headers["x-request-id"]), odd.headers["x-request-id"]
+    ids = [stack.curl("GET", "/nope").headers["x-request-id"] for _ in range(5)]
+    assert all(made.match(i) for i in ids) and len(set(ids + [odd.headers["x-request-id"]])) == 6, "unique"
+
+
+def test_request_ids_differ_between_nginx_instances(tmp):
+    # The instance id is drawn at each render: a restarted nginx (or another pod) never repeats
+    # the ids of the one before, though its pids and connection numbers may.
+    ids = set()
+    for n in range(2):
+        subprocess.run(["sh", str(RENDER), str(tmp / f"r{n}")], env={**os.environ, "API_KEY": KEY_ADMIN},
+                       check=True, capture_output=True)
+        conf = (tmp / f"r{n}" / "counter-api.conf").read_text()
+        ids.add(re.search(r'default\s+"([0-9a-f]{16})-\$pid-\$connection-\$connection_requests";', conf).group(1))
+    assert len(ids) == 2
 
 
 def test_502_when_responder_down_then_recovers(stack, start_responder):
