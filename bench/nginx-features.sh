@@ -15,7 +15,8 @@
 # Variants: all (everything on, as shipped), log-unbuffered (one write(2) per access log line),
 # no-log (no access log), no-jit (regexes interpreted), no-auth (keys not checked), no-limits (no
 # limit_req), no-headers (no security headers), no-request-id (a constant instead of the request
-# id), none (no access log, no key check, no limits).
+# id), none (no access log, no key check, no limits), bare (a minimal nginx of our own: one key
+# by a map, FastCGI with the stock params; the floor to compare with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 measure=${MEASURE:-cpu}
@@ -24,7 +25,7 @@ secs=${SECONDS_PER_RUN:-6}
 conns=${CONNECTIONS:-64}
 rounds=${ROUNDS:-2}
 key=bench-key-0123456789abcdef
-variants=${VARIANTS:-all log-unbuffered no-log no-jit no-auth no-limits no-headers none}
+variants=${VARIANTS:-all log-unbuffered no-log no-jit no-auth no-limits no-headers no-request-id none bare}
 
 BENCH_NAME="nginx-features"
 # shellcheck source=bench/common.sh
@@ -35,6 +36,31 @@ start_responder
 PORT=1 METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$key FCGI_LISTEN="unix:$dir/fcgi.sock" \
   ACCESS_LOG="$dir/access.log" RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_KEY_BURST=100000 \
   RATE_LIMIT_PER_ADDRESS=1000000r/s RATE_LIMIT_PER_ADDRESS_BURST=100000 nginx/render.sh "$dir/base" 2>/dev/null
+
+# write_bare CONF PORT: the floor, an nginx that does what a minimal front must (one key compared
+# by a map, FastCGI with the stock params) and nothing else: no log, no limits, no headers.
+write_bare() {
+  local user=""
+  [ "$(id -u)" -ne 0 ] || user="user nobody nogroup;"
+  cat >"$1/nginx.conf" <<CONF
+$user
+worker_processes 1;
+pid $1/bare.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/state/client_body; fastcgi_temp_path $1/state/fastcgi;
+  proxy_temp_path $1/state/proxy; uwsgi_temp_path $1/state/uwsgi; scgi_temp_path $1/state/scgi;
+  map \$http_x_api_key \$key_ok { default 0; "$key" 1; }
+  server {
+    listen 127.0.0.1:$2;
+    if (\$key_ok = 0) { return 401; }
+    location / { include /etc/nginx/fastcgi_params; fastcgi_pass unix:$dir/fcgi.sock; }
+  }
+}
+CONF
+}
 
 # make VARIANT PORT: a copy of the rendered config with that feature off, listening on PORT.
 make_variant() {
@@ -49,8 +75,9 @@ make_variant() {
     no-auth) sed -i '/rewrite ^ \/_refused/d' "$conf/counter-api.conf" ;;
     no-limits) : > "$conf/limits.conf" ;;
     no-headers) : > "$conf/security-headers.conf" ;;
-    no-request-id) sed -i "s|^    default                     \"[0-9a-f]\\{16\\}-\\\$pid-.*\";|    default                     \"-\";|" "$conf/counter-api.conf" ;;
+    no-request-id) sed -i "s|^\\(    [^ ]*\\) *\"[0-9a-f]\\{16\\}-\\\$pid-.*\";|\\1 \"-\";|" "$conf/counter-api.conf" ;;
     none) sed -i -e 's|^access_log .* counter_json.*;|access_log off;|' -e '/rewrite ^ \/_refused/d' "$conf/counter-api.conf"; : > "$conf/limits.conf" ;;
+    bare) write_bare "$conf" "$2" ;;
     all) ;;
     *) echo "bench: unknown variant $1" >&2; exit 2 ;;
   esac
