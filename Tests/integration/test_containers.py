@@ -271,6 +271,8 @@ def test_compose_containers_are_non_root_read_only_and_private(compose):
     socket_mode = run("docker", "exec", f"{project}_app_1", "stat", "-c", "%a %u:%g",
                       "/run/counter-fcgi/counter-fcgi.sock").stdout.split()
     assert socket_mode == ["660", "10001:10001"]
+    # nginx's access log is buffered (flushed every second): wait for its lines, then look.
+    wait_for(lambda: '"request_id"' in compose["dc"]("logs", check=False).stdout, timeout=10, what="access log lines")
     logs = compose["dc"]("logs", check=False).stdout
     assert compose["admin"] not in logs and compose["reader"] not in logs
     # The app's Redis user may do only what the app does; no Redis port is published.
@@ -329,7 +331,9 @@ def test_deployment_doc_compose_steps_work_as_written(tmp):
         assert json.loads(health.splitlines()[-1].strip() or health)["status"] == "healthy"
         written, read = [json.loads(part + "}") for part in sh("compose-use").split("}") if part.strip()]
         assert written["operation"] == "increment" and read["value"] == written["value"]
-        assert "ops" in run("docker", "logs", "docker_nginx_1").stdout, "the key's name is logged, not the key"
+        # The access log is flushed every second: the line comes within one.
+        wait_for(lambda: '"key_name":"ops"' in run("docker", "logs", "docker_nginx_1").stdout, timeout=10,
+                 what="the key's name (not the key) in nginx's log")
     finally:
         sh("compose-down")
         shutil.rmtree(secrets_dir, ignore_errors=True)
