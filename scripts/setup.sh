@@ -10,8 +10,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # Libraries (headers + pkg-config files), servers and clients the build and the tests use
-# (prometheus brings promtool, which checks and unit-tests the alert rules).
-for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind prometheus; do
+# (prometheus brings promtool, which checks and unit-tests the alert rules; valgrind, strace and
+# binutils' objcopy serve the instruction and system-call counts of bench/).
+for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind strace binutils prometheus; do
   pkg_ok "$pkg" || need_apt+=("$pkg")
 done
 
