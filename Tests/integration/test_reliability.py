@@ -59,9 +59,11 @@ class Load:
 
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
 def test_redis_sigkill_under_write_load_loses_no_acknowledged_write(tmp, start_redis, start_stack, fsync):
-    # always: every acknowledged INCR is on disk before Redis answers. everysec: it is at least in
-    # the kernel (written before the reply), which a killed process cannot lose; only a machine
-    # crash could cost up to about a second.
+    # always: every acknowledged INCR is on disk before Redis answers, so nothing acknowledged is
+    # lost. everysec: usually written to the kernel before the reply, but while a background fsync
+    # is still running (a busy disk) Redis postpones that write for up to 2 s and answers anyway,
+    # so a killed process can lose the last ~2 s of acknowledged writes (seen once in CI: two values
+    # handed out again). That bound is what is asserted for everysec.
     redis = start_redis(extra=["--appendfsync", fsync])
     stack = start_stack(responder_env={"REDIS_PORT": str(redis.port), "REDIS_TIMEOUT_MS": "500"})
     assert stack.curl("GET", "/read", KEY_READ).status == 200
@@ -78,13 +80,20 @@ def test_redis_sigkill_under_write_load_loses_no_acknowledged_write(tmp, start_r
     statuses = {s for _, _, s, _ in load.results}
     final = int(redis.get())
     assert len(values) > 100, "the load ran"
-    assert len(values) == len(set(values)), "no value handed out twice"
     assert statuses <= {200, 503}, f"the outage is a clear 503, nothing else: {statuses}"
-    assert max(values) <= final, "every acknowledged write is in the final counter"
-    assert len(values) <= final
-    # Writes that were applied but not acknowledged (Redis died before answering) are the only slack.
-    failed = sum(1 for _, _, s, _ in load.results if s != 200)
-    assert final - len(values) <= failed
+    if fsync == "always":
+        assert len(values) == len(set(values)), "no value handed out twice"
+        assert max(values) <= final, "every acknowledged write is in the final counter"
+        assert len(values) <= final
+        # Writes that were applied but not acknowledged (Redis died before answering) are the only slack.
+        failed = sum(1 for _, _, s, _ in load.results if s != 200)
+        assert final - len(values) <= failed
+    else:
+        # What may be lost is bounded by Redis's postponed AOF write: at most the writes
+        # acknowledged in the last 2 s before the kill (a value lost is later handed out again).
+        recent = sum(1 for st, d, s, _ in load.results if s == 200 and killed - 2.5 < st + d <= killed)
+        lost = len(values) - len(set(values)) + max(0, max(values) - final)
+        assert lost <= recent, f"{lost} acknowledged writes lost, more than the last 2 s ({recent})"
     slowest_failure = max((d for _, d, s, _ in load.results if s != 200), default=0)
     assert slowest_failure < 3, f"a failure took {slowest_failure:.2f}s: requests must not hang"
     first_ok_after = min(st + d for st, d, s, _ in load.results if s == 200 and st >= back)
