@@ -218,11 +218,13 @@ def test_old_primary_returns_as_a_replica_and_is_never_written(start_stack, ha):
     # Writes go on while the old primary resyncs from the new one. Under CI's load a write has been
     # refused now and then (a 503 with Retry-After: safe, never a lost write), so each write gets
     # what a client's retry gets: success within a second.
-    for _ in range(20):
-        wait_for(lambda: stack.curl("POST", "/write", KEY_WRITE).status == 200, timeout=1.0,
-                 what="a write to succeed within a second while the old primary rejoins")
-    refusals = [l.get("redis.error") for l in stack.responder.log_lines() if l.get("redis.error")]
-    print("redis errors seen:", refusals[-5:])
+    try:
+        for _ in range(20):
+            wait_for(lambda: stack.curl("POST", "/write", KEY_WRITE).status == 200, timeout=1.0,
+                     what="a write to succeed within a second while the old primary rejoins")
+    except AssertionError as failure:
+        errors = [(l["message"], l.get("redis"), l["redis.error"]) for l in stack.responder.log_lines() if "redis.error" in l]
+        raise AssertionError(f"{failure}; the responder's last Redis errors: {errors[-5:]}") from None
     new_node, _ = cluster.primary()
     assert new_node != 0
     wait_for(lambda: cluster.cli(0, "GET", "api_counter") == cluster.cli(new_node, "GET", "api_counter"),
