@@ -4,7 +4,8 @@ import Synchronization
 /// a command answered on a fresh connection. A worker in backoff that sees news newer than its
 /// own last failure tries again at once (``ReconnectPolicy/allowsAttempt(now:nextAttempt:lastFailure:recoveredAt:)``),
 /// so after a failover the service comes back with its first good answer, not worker by worker.
-/// Written once per new connection and read only while in backoff: nothing on the steady path.
+/// Written once per new connection and read only when a worker has no connection: nothing on the
+/// steady path.
 final class RedisRecovery: Sendable {
     private let last = Atomic<UInt64>(0)
 

@@ -64,8 +64,9 @@ final class RedisSession {
             quietReplacement = true
             logger.debug("redis closed an idle connection", metadata: ["redis": "\(endpoint)"])
         }
+        // Only reached without a connection in hand: the shared read is off the steady path.
         guard policy.allowsAttempt(now: now, nextAttempt: nextAttempt, lastFailure: lastFailure,
-                                   recoveredAt: now >= nextAttempt ? 0 : recovery.recoveredAt) else {
+                                   recoveredAt: recovery.recoveredAt) else {
             throw .unavailable(reason: "reconnect backoff")
         }
         do {
