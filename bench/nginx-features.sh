@@ -15,8 +15,9 @@
 # Variants: all (everything on, as shipped), log-unbuffered (one write(2) per access log line),
 # no-log (no access log), no-jit (regexes interpreted), no-auth (keys not checked), no-limits (no
 # limit_req), no-headers (no security headers), no-request-id (a constant instead of the request
-# id), none (no access log, no key check, no limits), bare (a minimal nginx of our own: one key
-# by a map, FastCGI with the stock params; the floor to compare with).
+# id), stock-params (nginx's stock fastcgi_params sent as well as ours), none (no access log, no
+# key check, no limits), bare (a minimal nginx of our own: one key by a map, FastCGI with the
+# stock params; the floor to compare with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 measure=${MEASURE:-cpu}
@@ -25,7 +26,7 @@ secs=${SECONDS_PER_RUN:-6}
 conns=${CONNECTIONS:-64}
 rounds=${ROUNDS:-2}
 key=bench-key-0123456789abcdef
-variants=${VARIANTS:-all log-unbuffered no-log no-jit no-auth no-limits no-headers no-request-id none bare}
+variants=${VARIANTS:-all log-unbuffered no-log no-jit no-auth no-limits no-headers no-request-id stock-params none bare}
 
 BENCH_NAME="nginx-features"
 # shellcheck source=bench/common.sh
@@ -75,6 +76,7 @@ make_variant() {
     no-auth) sed -i '/rewrite ^ \/_refused/d' "$conf/counter-api.conf" ;;
     no-limits) : > "$conf/limits.conf" ;;
     no-headers) : > "$conf/security-headers.conf" ;;
+    stock-params) sed -i '1i include /etc/nginx/fastcgi_params;' "$conf/fastcgi-pass.conf" ;;
     no-request-id) sed -i "s|^\\(    [^ ]*\\) *\"[0-9a-f]\\{16\\}-\\\$pid-.*\";|\\1 \"-\";|" "$conf/counter-api.conf" ;;
     none) sed -i -e 's|^access_log .* counter_json.*;|access_log off;|' -e '/rewrite ^ \/_refused/d' "$conf/counter-api.conf"; : > "$conf/limits.conf" ;;
     bare) write_bare "$conf" "$2" ;;

@@ -20,8 +20,8 @@
 # RATE_LIMIT_PER_KEY [50r/s] + _BURST [100], RATE_LIMIT_PER_ADDRESS [100r/s] + _BURST [200],
 # RATE_LIMIT_BAD_KEY [2r/s] + _BURST [10], FASTCGI_TIMEOUT [5s], CLIENT_TIMEOUT [10s],
 # REAL_IP_FROM [unset: trust no proxy] (CIDRs of proxies whose X-Forwarded-For is believed),
-# FASTCGI_PARAMS [/etc/nginx/fastcgi_params], EDGE_LOG_ADDRESS [unset: off] (loopback host:port on
-# which counter-fcgi counts the requests nginx answers itself; the same value for both),
+# EDGE_LOG_ADDRESS [unset: off] (loopback host:port on which counter-fcgi counts the requests nginx
+# answers itself; the same value for both),
 # HEALTH_CHECK_ANY_HOST [false] (answer /health and /livez whatever the Host: load balancers that
 # check targets by IP).
 set -eu
@@ -192,7 +192,6 @@ render() {
         -e "s|{{EDGE_LOG}}|$(escape "$edge_log")|g" \
         -e "s|{{HEALTH_ANY_HOST}}|$(escape "$health_any_host")|g" \
         -e "s|{{USER_DIRECTIVE}}|$(escape "$user_directive")|g" \
-        -e "s|{{FASTCGI_PARAMS}}|$(escape "${FASTCGI_PARAMS:-/etc/nginx/fastcgi_params}")|g" \
         "$1" > "$2"
     if grep -q '{{[A-Z_]*}}' "$2"; then die "$2 still has a placeholder: $(grep -o '{{[A-Z_]*}}' "$2" | head -1)"; fi
 }
