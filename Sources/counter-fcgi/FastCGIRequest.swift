@@ -19,8 +19,14 @@ final class FastCGIRequest: @unchecked Sendable {
     /// cleanly; anything longer is left unread and the connection is closed.
     static let maxDrainBytes = 64 * 1024
 
-    /// A request bound to the listening socket `listenFD`.
-    init(listenFD: Int32) throws(ServerError) {
+    /// True when connections come over a unix socket (see ``finish()``).
+    private let unixSocket: Bool
+    /// True once this request's stdin was read to its end record (``drainBody()``).
+    private var stdinComplete = false
+
+    /// A request bound to the listening socket `listenFD`; `unixSocket` when it is a unix socket.
+    init(listenFD: Int32, unixSocket: Bool) throws(ServerError) {
+        self.unixSocket = unixSocket
         request = .allocate(capacity: 1)
         let status = FCGX_InitRequest(request, listenFD, 0)
         guard status == 0 else {
@@ -51,7 +57,21 @@ final class FastCGIRequest: @unchecked Sendable {
 
     /// Sends the previous response and closes the connection (we never keep connections: see
     /// docs/DESIGN.md, libfcgi binds a kept connection to one thread).
+    ///
+    /// libfcgi closes "lingering": shutdown(2) of the sending side, then poll(2) and read(2) until
+    /// the web server has closed its side too (up to 2 s), so that a client still writing gets no
+    /// reset or EPIPE before it has read the answer. Once we have read the request's stdin to its
+    /// end record, the web server has nothing more to send (the protocol's last record of a
+    /// request), and on a unix socket a close cannot destroy what it already has: the answer sits
+    /// in its socket. So then we close at once (FCGX_Detach: a plain close), else libfcgi lingers.
+    /// Measured: 3 system calls and a wait on nginx fewer per request (docs/performance.md).
     func finish() {
+        if unixSocket, stdinComplete {
+            _ = FCGX_Detach(request)
+        } else {
+            _ = FCGX_Attach(request)
+        }
+        stdinComplete = false
         FCGX_Finish_r(request)
     }
 
@@ -117,7 +137,11 @@ final class FastCGIRequest: @unchecked Sendable {
         }
     }
 
-    /// Reads and discards the request body, at most ``maxDrainBytes``; returns how much was read.
+    /// Reads and discards the request's stdin (the body) up to its end record, at most
+    /// ``maxDrainBytes``; returns how much was read. Every request is read to its end, also one
+    /// without a body: nginx sends the end record with the params, so libfcgi has it buffered and
+    /// this costs no system call; a client that sends it later is waited for, as the request is
+    /// not complete before it (``finish()`` closes at once only after it).
     @discardableResult
     func drainBody() -> Int {
         var total = 0
@@ -127,6 +151,7 @@ final class FastCGIRequest: @unchecked Sendable {
             if count <= 0 { break }
             total += Int(count)
         }
+        stdinComplete = FCGX_HasSeenEOF(request.pointee.in) != 0 && FCGX_GetError(request.pointee.in) == 0
         return total
     }
 

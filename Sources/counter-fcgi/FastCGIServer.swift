@@ -48,7 +48,10 @@ final class FastCGIServer: Sendable {
         // Every worker's FastCGI request is made here, so a failure stops the start with one line
         // instead of leaving a worker that silently never serves.
         var requests: [FastCGIRequest] = []
-        for _ in 0..<config.threads { requests.append(try FastCGIRequest(listenFD: socket.fd)) }
+        let unixSocket = if case .unix = socket.address { true } else { false }
+        for _ in 0..<config.threads {
+            requests.append(try FastCGIRequest(listenFD: socket.fd, unixSocket: unixSocket))
+        }
 
         var workers: [WorkerThread] = []
         defer { stopWorkers(workers, socket: socket) }
@@ -118,9 +121,8 @@ final class FastCGIServer: Sendable {
         let head = request.head()
         // Copied now: libfcgi frees the params at finish().
         let requestID = debug ? request.requestID() : nil
-        if let length = head.contentLength, !length.isEmpty, length != "0" {
-            request.drainBody()
-        }
+        // Always, body or not: the end of stdin lets finish() close without lingering.
+        request.drainBody()
         // /metrics is not part of the API: only nginx's internal metrics server routes it here.
         let response = head.path == "/metrics" && head.method == "GET"
             ? metrics.response()

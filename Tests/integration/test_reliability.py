@@ -269,6 +269,43 @@ def test_malformed_fastcgi_records_never_hurt_the_responder(responder):
     assert responder.request("POST", "/write").json()["value"] == 1
 
 
+def read_to_eof(conn):
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_connection_closes_at_once_after_a_whole_request_and_lingers_after_an_unread_body(responder):
+    """After the end of stdin the responder closes plainly (nothing more can come from the web
+    server, so the socket is gone when the answer's end is read: a write fails). With a body
+    longer than it reads, it keeps libfcgi's lingering close: the client may go on writing."""
+    whole = BEGIN + record(4, GOOD_PARAMS) + record(4, b"") + record(5, b"")
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        conn.connect(str(responder.socket))
+        conn.sendall(whole)
+        answer = read_to_eof(conn)
+        assert b"Status: 200 OK" in answer and b'"value":0' in answer
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for _ in range(3):  # the first write may still be taken in before the close is seen
+                conn.send(b"x")
+                time.sleep(0.05)
+
+    body = b"b" * 60000
+    params = GOOD_PARAMS + name_value(b"CONTENT_LENGTH", b"300000")
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        conn.connect(str(responder.socket))
+        conn.sendall(BEGIN + record(4, params) + record(4, b"") + record(5, body) + record(5, body))
+        answer = read_to_eof(conn)
+        assert b"Status: 413" in answer and b"application/problem+json" in answer
+        # libfcgi is still reading (and throwing away) what comes: more of the body is taken.
+        conn.sendall(record(5, body))
+        conn.sendall(record(5, b""))
+    assert responder.request("GET", "/read").status == 200
+
+
 # --- hostile HTTP through nginx ---------------------------------------------------------------
 
 def raw_http(port, payload, timeout=5):
