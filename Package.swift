@@ -26,6 +26,8 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // Linux's epoll and eventfd (headers only): the workers' wait for connections.
+        .systemLibrary(name: "CEpoll"),
         // Pure Swift: routing, configuration, error mapping and response encoding. No C, so the
         // unit tests drive it with an in-memory store.
         .target(
@@ -39,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "counter-fcgi",
             dependencies: [
-                "CounterCore", "CFastCGI", "CHiredis",
+                "CounterCore", "CFastCGI", "CHiredis", "CEpoll",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -2,8 +2,9 @@
 # shellcheck disable=SC2034 # bin and dir are used by the scripts that source this file
 # Shared by the bench scripts (sourced, not run): builds the release binary, makes a temp dir,
 # and stops every process recorded in `pids` (by PID, newest first) when the script exits.
-# Sets: bin, dir, pids. Defines: free_port [udp], start_redis (sets rport), start_responder [NAME=VALUE...]
-# (sets fcgi_pid), wait_http URL KEY.
+# Sets: bin, dir, pids. Defines: free_port [udp], start_redis (sets rport, redis_pid), start_responder
+# [NAME=VALUE...] (sets fcgi_pid), wait_http URL KEY, cpu_ticks PID..., the CPU time (user + system,
+# in clock ticks) used so far by those processes and all their descendants.
 
 scripts/setup.sh
 swift build -c release --product counter-fcgi >&2
@@ -32,6 +33,7 @@ free_port() {
 start_redis() {
   rport=$(free_port)
   redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+  redis_pid=$!
   pids+=($!)
   for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
   echo "bench: redis-server did not start" >&2
@@ -53,3 +55,13 @@ start_responder() {
 }
 
 wait_http() { for _ in $(seq 200); do curl -fs -o /dev/null "$1" -H "X-API-Key: $2" && return 0; sleep 0.05; done; return 1; }
+
+descendants() { local child; for child in $(pgrep -P "$1"); do echo "$child"; descendants "$child"; done; }
+cpu_ticks() {
+  local total=0 pid ticks
+  for pid in "$@" $(for root in "$@"; do descendants "$root"; done); do
+    ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || ticks=0
+    total=$((total + ${ticks:-0}))
+  done
+  echo "$total"
+}

@@ -10,7 +10,8 @@
 # callgrind: the same REQUESTS (default 2000) GET /read on one keep-alive connection for every
 # variant, counted after a warm-up. User-space instructions only (the kernel's share of each
 # request is not in them), but the same on every run whatever the machine's noise: the way to see
-# a feature's cost of a few microseconds that the CPU-time figures drown.
+# a feature's cost of a few microseconds that the CPU-time figures drown. MEASURE=syscalls counts
+# the system calls nginx makes per request (strace -c, natively), the kernel's share.
 #
 # Variants: all (everything on, as shipped), log-unbuffered (one write(2) per access log line),
 # no-log (no access log), no-jit (regexes interpreted), no-auth (keys not checked), no-limits (no
@@ -111,6 +112,42 @@ instructions() {
   # The dump made on request holds the counts since the zeroing: the requests alone.
   awk -v n="$requests" '/^summary:/ { printf "%.0f", $2 / n; exit }' "$out".1
 }
+
+# syscalls VARIANT PORT: nginx (one process) natively under strace -c; its system calls per request.
+syscalls() {
+  local out="$dir/$1/strace.out" pid tracer
+  nginx -c "$dir/$1/nginx.conf" -p "$dir/$1" -g 'daemon off; master_process off;' 2>"$dir/$1/error.log" &
+  pid=$!
+  for _ in $(seq 300); do curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$2/read" && break; sleep 0.1; done
+  curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$2/read?warm-up=[1-200]"
+  strace -c -f -p "$pid" -o "$out" 2>/dev/null &
+  tracer=$!
+  sleep 1
+  curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$2/read?n=[1-$requests]" || { echo "bench: $1 failed a request" >&2; exit 1; }
+  kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [ -z "${KEEP_PROFILE:-}" ] || cp "$out" "$KEEP_PROFILE.$1.strace"
+  awk -v n="$requests" '$NF == "total" { printf "%.2f", $4 / n }' "$out"
+}
+
+if [ "$measure" = syscalls ]; then
+  command -v strace >/dev/null || { echo "bench: MEASURE=syscalls needs strace (apt-get install strace)" >&2; exit 1; }
+  echo "bench: nginx system calls per request under strace, $requests GET /read on one connection" >&2
+  declare -A count
+  for variant in "${list[@]}"; do
+    port=$(free_port)
+    make_variant "$variant" "$port"
+    count[$variant]=$(syscalls "$variant" "$port")
+    printf '%-13s %9s syscalls/request\n' "$variant" "${count[$variant]}" >&2
+  done
+  echo
+  printf '%-13s %14s %12s\n' variant "calls/request" "vs all"
+  for variant in "${list[@]}"; do
+    printf '%-13s %14s %12s\n' "$variant" "${count[$variant]}" \
+      "$(awk -v c="${count[$variant]}" -v b="${count[all]:-0}" 'BEGIN { if (b > 0) printf "%+.2f", c - b; else print "-" }')"
+  done
+  exit 0
+fi
 
 if [ "$measure" = instructions ]; then
   command -v valgrind >/dev/null || { echo "bench: MEASURE=instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }

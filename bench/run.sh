@@ -34,6 +34,7 @@ ours_port=$(free_port)
 PORT=$ours_port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$our_key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access.log" \
   RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx" 2>>"$dir/render.log" || { cat "$dir/render.log" >&2; exit 1; }
 nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2>>"$dir/nginx.log" &
+ours_nginx_pid=$!
 pids+=($!)
 wait_http "http://127.0.0.1:$ours_port/read" "$our_key" || { echo "bench: our stack did not start" >&2; exit 1; }
 
@@ -51,6 +52,9 @@ elif [ -f "$anchors/c-reference/responder.c" ]; then
   for _ in $(seq 100); do [ -S "$dir/c.sock" ] && break; sleep 0.05; done
   PORT=$cfront_port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$our_key FCGI_LISTEN="unix:$dir/c.sock" ACCESS_LOG="$dir/access-c.log" \
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx-c" 2>>"$dir/render.log"
+  # libfcgi's own accept loop binds a kept connection to one thread, which stalls requests for
+  # seconds (docs/DESIGN.md): the C responder gets a new connection per request, as it was built for.
+  sed -i 's|^fastcgi_keep_conn on;|fastcgi_keep_conn off;|' "$dir/nginx-c/fastcgi-pass.conf"
   nginx -c "$dir/nginx-c/nginx.conf" -p "$dir/nginx-c" -g 'daemon off;' 2>>"$dir/nginx-c.log" &
   pids+=($!)
   wait_http "http://127.0.0.1:$cfront_port/read" "$our_key" && have_c=1
@@ -59,6 +63,7 @@ fi
 ref_port=$(free_port)
 if [ -n "$anchors" ] && [ -f "$anchors/reference-stack.sh" ]; then
   bash "$anchors/reference-stack.sh" c "$ref_port" >"$dir/reference.log" 2>&1 &
+  ref_pid=$!
   pids+=($!)
   wait_http "http://127.0.0.1:$ref_port/read" "$ref_key" || { echo "bench: the reference stack did not start (see $dir/reference.log)" >&2; exit 1; }
   have_ref=1
@@ -68,9 +73,9 @@ else
 fi
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$fcgi_pid/status"; }
-# CPU time (user + system, in clock ticks) a process has used; sampled around each run, it gives
-# the responder's CPU per request, which the shared machine's noise disturbs far less than req/s.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU time sampled around each run (cpu_ticks, bench/common.sh) gives CPU per request, which the
+# shared machine's noise disturbs far less than req/s: the responder's alone in the responder
+# table, the whole stack's (nginx, responder, Redis; not wrk) in the stack table.
 hz=$(getconf CLK_TCK)
 cpu_us_per_request() {  # ticks_before ticks_after requests
   awk -v a="$1" -v b="$2" -v n="$3" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "-" }'
@@ -90,12 +95,15 @@ field() { sed -n "s/.*$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 echo "bench: ${secs}s per run, $rounds round(s); $(nproc) cores; counter-fcgi threads ${FCGI_THREADS:-default}" >&2
 echo "bench: counter-fcgi idle RSS $(rss_kb) KiB" >&2
 
-# table TITLE OTHER_PORT AVAILABLE [OTHER_PID]: with OTHER_PID, also each responder's CPU per request
+# table TITLE OTHER_PORT AVAILABLE "OURS_PIDS" "OTHER_PIDS": cpu_us is the CPU per request of
+# those processes and their descendants (each side's own; "-" without the reference).
 table() {
   echo
   echo "== $1"
-  local available=$3 other_pid=${4:-}
-  [ "$available" = 1 ] || { echo "(no reference: ours alone)"; other_pid=""; }
+  local available=$3 our_pids other_pids
+  read -r -a our_pids <<<"$4"
+  read -r -a other_pids <<<"$5"
+  [ "$available" = 1 ] || echo "(no reference: ours alone)"
   printf '%-12s %5s | %9s %7s %7s %5s %6s | %9s %7s %7s %5s %6s | %6s\n' endpoint conns \
     ours_rps p50ms p99ms errs cpu_us ref_rps p50ms p99ms errs cpu_us ratio
   for conns in 1 64; do
@@ -108,14 +116,13 @@ table() {
         local ours ref ours_cpu="-" ref_cpu="-" t0 t1
         for side in $first $([ "$first" = ours ] && echo ref || echo ours); do
           if [ "$side" = ours ]; then
-            t0=$(cpu_ticks "$fcgi_pid"); ours=$(run "$ours_port" "$method" "$path" "$conns"); t1=$(cpu_ticks "$fcgi_pid")
-            [ -n "$other_pid" ] && ours_cpu=$(cpu_us_per_request "$t0" "$t1" "$(field requests "$ours")")
+            t0=$(cpu_ticks "${our_pids[@]}"); ours=$(run "$ours_port" "$method" "$path" "$conns"); t1=$(cpu_ticks "${our_pids[@]}")
+            ours_cpu=$(cpu_us_per_request "$t0" "$t1" "$(field requests "$ours")")
           elif [ "$available" != 1 ]; then
             ref="rps=- p50_ms=- p99_ms=- non2xx=0 socket_errors=0"
           else
-            [ -n "$other_pid" ] && t0=$(cpu_ticks "$other_pid")
-            ref=$(run "$2" "$method" "$path" "$conns")
-            [ -n "$other_pid" ] && ref_cpu=$(cpu_us_per_request "$t0" "$(cpu_ticks "$other_pid")" "$(field requests "$ref")")
+            t0=$(cpu_ticks "${other_pids[@]}"); ref=$(run "$2" "$method" "$path" "$conns"); t1=$(cpu_ticks "${other_pids[@]}")
+            ref_cpu=$(cpu_us_per_request "$t0" "$t1" "$(field requests "$ref")")
           fi
         done
         local o c ratio
@@ -128,8 +135,10 @@ table() {
     done
   done
 }
-table "responder: same nginx (ours), same Redis; counter-fcgi vs C responder (cpu_us: responder CPU per request)" "$cfront_port" "$have_c" "${c_pid:-}"
-table "stack: our stack vs the reference stack (reference-stack.sh c)" "$ref_port" "$have_ref"
+table "responder: same nginx (ours), same Redis; counter-fcgi vs C responder (cpu_us: responder CPU per request)" \
+  "$cfront_port" "$have_c" "$fcgi_pid" "${c_pid:-}"
+table "stack: our stack vs the reference stack (reference-stack.sh c; cpu_us: nginx + responder + Redis CPU per request)" \
+  "$ref_port" "$have_ref" "$ours_nginx_pid $fcgi_pid $redis_pid" "${ref_pid:-}"
 echo
 echo "bench: counter-fcgi RSS after load $(rss_kb) KiB" >&2
 

@@ -3,7 +3,9 @@ import Glibc
 import CounterCore
 
 /// The one owner of a libfcgi `FCGX_Request`: one per worker thread, initialised once and reused
-/// for every connection that worker accepts (the structure of libfcgi's threaded example).
+/// for every request that worker serves. libfcgi parses each request and frames the response;
+/// it never accepts: the worker hands it a connection that has a request waiting
+/// (``ConnectionPoller``), and takes the connection back after the response if it is kept.
 ///
 /// libfcgi keeps pointers into the request (its streams point back at it), so it lives at a
 /// fixed heap address for the worker's whole life and is freed in `deinit`.
@@ -19,16 +21,19 @@ final class FastCGIRequest: @unchecked Sendable {
     /// cleanly; anything longer is left unread and the connection is closed.
     static let maxDrainBytes = 64 * 1024
 
-    /// True when connections come over a unix socket (see ``finish()``).
+    /// True when connections come over a unix socket (see ``finish(keep:)``).
     private let unixSocket: Bool
     /// True once this request's stdin was read to its end record (``drainBody()``).
     private var stdinComplete = false
 
-    /// A request bound to the listening socket `listenFD`; `unixSocket` when it is a unix socket.
-    init(listenFD: Int32, unixSocket: Bool) throws(ServerError) {
+    /// `unixSocket` when connections come over a unix socket.
+    init(unixSocket: Bool) throws(ServerError) {
         self.unixSocket = unixSocket
         request = .allocate(capacity: 1)
-        let status = FCGX_InitRequest(request, listenFD, 0)
+        // No listening socket (-1): libfcgi's FCGX_Accept_r accepts only when it holds no
+        // connection, and we always give it one; if parsing fails it closes that connection and
+        // its accept on -1 fails at once, which ends the call.
+        let status = FCGX_InitRequest(request, -1, 0)
         guard status == 0 else {
             request.deallocate()
             throw ServerError(description: "cannot prepare a FastCGI request (FCGX_InitRequest returned \(status))")
@@ -40,39 +45,52 @@ final class FastCGIRequest: @unchecked Sendable {
         request.deallocate()
     }
 
-    /// Blocks until a web server sends a request; finishes the previous one first. A negative
-    /// result means accepting failed, which is also how a shutdown (socket shut down) shows.
-    func accept() -> Int32 {
-        let status = FCGX_Accept_r(request)
-        if status >= 0 {
-            // Never keep a connection, even when the web server asks (FCGI_KEEP_CONN): libfcgi
-            // would then block this thread reading that one connection instead of accepting, and
-            // requests queued on the socket stall for seconds (measured; docs/DESIGN.md). Closing after
-            // each response makes a keep-conn setting in nginx harmless. libfcgi reads this field
-            // in FCGX_Finish_r; it has no API for it.
-            request.pointee.keepConnection = 0
-        }
-        return status
+    /// Reads the request waiting on `connection` (the begin record and the params). False when
+    /// there was none to read: the web server closed a kept connection, or sent something that is
+    /// not a request; libfcgi has then closed the connection.
+    ///
+    /// libfcgi's `FCGX_Accept_r` uses a connection it already holds (`ipcFd`) instead of
+    /// accepting, and first "finishes" the previous request, which would close that connection
+    /// unless it is marked kept; both are fields of the public `FCGX_Request`, with no API.
+    func begin(on connection: Int32) -> Bool {
+        request.pointee.ipcFd = connection
+        request.pointee.keepConnection = 1
+        stdinComplete = false
+        return FCGX_Accept_r(request) >= 0
     }
 
-    /// Sends the previous response and closes the connection (we never keep connections: see
-    /// docs/DESIGN.md, libfcgi binds a kept connection to one thread).
+    /// Sends the response's end and either hands the connection back (returned, for the caller to
+    /// watch for its next request) or closes it (nil).
     ///
-    /// libfcgi closes "lingering": shutdown(2) of the sending side, then poll(2) and read(2) until
-    /// the web server has closed its side too (up to 2 s), so that a client still writing gets no
-    /// reset or EPIPE before it has read the answer. Once we have read the request's stdin to its
-    /// end record, the web server has nothing more to send (the protocol's last record of a
-    /// request), and on a unix socket a close cannot destroy what it already has: the answer sits
-    /// in its socket. So then we close at once (FCGX_Detach: a plain close), else libfcgi lingers.
-    /// Measured: 3 system calls and a wait on nginx fewer per request (docs/performance.md).
-    func finish() {
+    /// Kept only when `keep` (the server is not stopping), the web server asked (FCGI_KEEP_CONN:
+    /// nginx's `fastcgi_keep_conn on`), the request's stdin was read to its end (nothing of it is
+    /// left to confuse the next request) and libfcgi saw no error.
+    ///
+    /// Closed otherwise. libfcgi closes "lingering": shutdown(2) of the sending side, then poll(2)
+    /// and read(2) until the web server has closed its side too (up to 2 s), so that a client
+    /// still writing gets no reset or EPIPE before it has read the answer. Once we have read the
+    /// request's stdin to its end record, the web server has nothing more to send (the protocol's
+    /// last record of a request), and on a unix socket a close cannot destroy what it already
+    /// has: the answer sits in its socket. So then we close at once (FCGX_Detach: a plain close),
+    /// else libfcgi lingers. Measured: 3 system calls and a wait on nginx fewer per request.
+    func finish(keep: Bool) -> Int32? {
+        let kept = keep && stdinComplete && request.pointee.keepConnection != 0
+        if kept {
+            _ = FCGX_Attach(request)  // should libfcgi close it on an error, it lingers
+            // libfcgi leaves the connection open (or closes it itself on an error, setting -1).
+            FCGX_Finish_r(request)
+            let connection = request.pointee.ipcFd
+            request.pointee.ipcFd = -1
+            return connection >= 0 ? connection : nil
+        }
+        request.pointee.keepConnection = 0
         if unixSocket, stdinComplete {
             _ = FCGX_Detach(request)
         } else {
             _ = FCGX_Attach(request)
         }
-        stdinComplete = false
         FCGX_Finish_r(request)
+        return nil
     }
 
     /// The request line the router needs, copied into Swift at once: libfcgi's parameter strings

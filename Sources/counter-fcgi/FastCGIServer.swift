@@ -47,16 +47,19 @@ final class FastCGIServer: Sendable {
         defer { edgeLog?.stop() }
         // Every worker's FastCGI request is made here, so a failure stops the start with one line
         // instead of leaving a worker that silently never serves.
+        let poller = try ConnectionPoller(listenFD: socket.fd)
         var requests: [FastCGIRequest] = []
         let unixSocket = if case .unix = socket.address { true } else { false }
         for _ in 0..<config.threads {
-            requests.append(try FastCGIRequest(listenFD: socket.fd, unixSocket: unixSocket))
+            requests.append(try FastCGIRequest(unixSocket: unixSocket))
         }
 
         var workers: [WorkerThread] = []
-        defer { stopWorkers(workers, socket: socket) }
+        defer { stopWorkers(workers, socket: socket, poller: poller) }
         for (id, request) in requests.enumerated() {
-            workers.append(try WorkerThread { [self] in serve(workerID: id, request: request) })
+            workers.append(try WorkerThread { [self] in
+                serve(workerID: id, request: request, socket: socket, poller: poller)
+            })
         }
         requests.removeAll()  // each is now its worker's alone
         logger.info("counter-fcgi started", metadata: config.logSummary.mapValues { .string($0) })
@@ -69,10 +72,10 @@ final class FastCGIServer: Sendable {
     /// Stops accepting and waits for the workers to answer what they hold and what is queued.
     /// A worker still busy at the deadline may be inside libfcgi or hiredis, where nothing can
     /// interrupt it: the process then ends at once rather than free what that worker uses.
-    private func stopWorkers(_ workers: [WorkerThread], socket: ListenSocket) {
+    private func stopWorkers(_ workers: [WorkerThread], socket: ListenSocket, poller: ConnectionPoller) {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        // Not FCGX_ShutdownPending(): libfcgi would then skip connections already queued.
         socket.stopAccepting()
+        poller.stop()
         let deadline = MonotonicClock.now() + UInt64(config.shutdownTimeoutMS) * 1_000_000
         let running = WorkerThread.join(workers, before: deadline)
         guard running == 0 else {
@@ -84,10 +87,12 @@ final class FastCGIServer: Sendable {
         }
     }
 
-    /// One worker: accept, answer, finish, until the socket stops accepting. Every connection it
-    /// accepts is answered, also during shutdown: after ``ListenSocket/stopAccepting()`` accept(2)
-    /// still hands out the connections queued on a unix socket, and fails only once none is left.
-    private func serve(workerID: Int, request: FastCGIRequest) {
+    /// One worker: wait for a socket with something to read (``ConnectionPoller``), answer the
+    /// request on it, hand a kept connection back to the poller, until the stop. Then it answers
+    /// what comes before nginx learns of the stop: every connection still queued on the listening
+    /// socket (accept(2) hands them out after ``ListenSocket/stopAccepting()``) and the requests
+    /// on kept connections, closing each connection after its response.
+    private func serve(workerID: Int, request: FastCGIRequest, socket: ListenSocket, poller: ConnectionPoller) {
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(workerID)"
         let store = RedisCounterStore(config: config, logger: logger, metrics: metrics, recovery: recovery)
@@ -96,32 +101,75 @@ final class FastCGIServer: Sendable {
         output.reserveCapacity(512)
         var requestMetrics = RequestMetrics()
 
-        while true {
-            let status = request.accept()
-            guard status >= 0 else {
-                if stopping.load(ordering: .relaxed) { break }
-                // EMFILE and the like: say so and pause instead of spinning on the error.
-                logger.error("accept failed", metadata: ["fcgi.status": "\(status)"])
-                usleep(100_000)
-                continue
-            }
+        func answer(_ connection: Int32, registered: Bool) {
+            guard request.begin(on: connection) else { return }  // closed by nginx, or not a request
             busy.add(1, ordering: .relaxed)
             metrics.busyWorkers.increment()
-            handle(request, store: store, output: &output, metrics: &requestMetrics, logger: logger)
+            let kept = handle(request, keep: !stopping.load(ordering: .relaxed), store: store, output: &output,
+                              metrics: &requestMetrics, logger: logger)
             metrics.busyWorkers.decrement()
             busy.subtract(1, ordering: .relaxed)
+            if let kept, !poller.keep(kept, registered: registered) {
+                _ = close(kept)
+            }
         }
-        request.finish()
+
+        serving: while true {
+            switch poller.next() {
+            case .listener:
+                let accepted = socket.acceptConnection()
+                poller.rearmListener()
+                switch accepted {
+                case .connection(let connection):
+                    answer(connection, registered: false)
+                case .none:
+                    break
+                case .failed(let reason):
+                    // EMFILE and the like: say so and pause instead of spinning on the error.
+                    logger.error("accept failed", metadata: ["error": "\(reason)"])
+                    usleep(100_000)
+                }
+            case .connection(let connection):
+                answer(connection, registered: true)
+            case .stop:
+                break serving
+            case nil:
+                continue
+            }
+        }
+        // Stopping. Connections still queued on the listening socket are answered and closed.
+        while case .connection(let connection) = socket.acceptConnection() {
+            answer(connection, registered: false)
+        }
+        // Kept connections: each request that comes on one is answered and its connection closed
+        // right after the response, so nginx drops it rather than send on it again, and opens a new
+        // one, which is refused (a clean 502, nothing half sent). Once no request came for
+        // `quietMS`, nginx is not using the connections still open: they close with the process.
+        // Bounded by half the shutdown timeout. (The stop stays ready in the epoll set, so this
+        // looks without waiting and sleeps briefly between looks.)
+        let quietMS: UInt64 = 100
+        let deadline = MonotonicClock.now() + UInt64(config.shutdownTimeoutMS / 2) * 1_000_000
+        var lastRequest = MonotonicClock.now()
+        while MonotonicClock.now() - lastRequest < quietMS * 1_000_000, MonotonicClock.now() < deadline {
+            let ready = poller.readyConnections()
+            if ready.isEmpty {
+                usleep(2_000)
+                continue
+            }
+            for connection in ready { answer(connection, registered: true) }
+            lastRequest = MonotonicClock.now()
+        }
     }
 
-    private func handle(_ request: FastCGIRequest, store: RedisCounterStore, output: inout [UInt8],
-                        metrics requestMetrics: inout RequestMetrics, logger: Logger) {
+    /// Answers the request `request` has begun; returns the connection if it is kept (``FastCGIRequest/finish(keep:)``).
+    private func handle(_ request: FastCGIRequest, keep: Bool, store: RedisCounterStore, output: inout [UInt8],
+                        metrics requestMetrics: inout RequestMetrics, logger: Logger) -> Int32? {
         let debug = logger.logLevel <= .debug
         let started = MonotonicClock.now()
         let head = request.head()
         // Copied now: libfcgi frees the params at finish().
         let requestID = debug ? request.requestID() : nil
-        // Always, body or not: the end of stdin lets finish() close without lingering.
+        // Always, body or not: after the end of stdin a connection can be kept, or closed at once.
         request.drainBody()
         // /metrics is not part of the API: only nginx's internal metrics server routes it here.
         let response = head.path == "/metrics" && head.method == "GET"
@@ -129,7 +177,7 @@ final class FastCGIServer: Sendable {
             : router.respond(to: head, store: store)
         response.serialize(into: &output, includeBody: head.method != "HEAD")
         let delivered = request.write(output)
-        request.finish()
+        let kept = request.finish(keep: keep)
         let elapsed = MonotonicClock.now() - started
         requestMetrics.record(path: head.path, status: response.status.code, nanoseconds: elapsed)
         if !response.headers.isEmpty, response.header("Idempotent-Replayed") != nil {
@@ -146,5 +194,6 @@ final class FastCGIServer: Sendable {
                 "delivered": "\(delivered)",
             ])
         }
+        return kept
     }
 }

@@ -42,8 +42,35 @@ struct ListenSocket: Sendable {
         self.address = address
     }
 
-    /// Wakes every thread blocked in accept(2) on this socket (Linux fails them with EINVAL) and
-    /// stops new connections from queueing; connections already accepted are not affected.
+    /// Non-blocking: the workers learn from ``ConnectionPoller`` that a connection waits, and
+    /// several may try for it; the losers get EAGAIN instead of blocking.
+    private static let kind = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+
+    /// What one accept(2) gave.
+    enum Accepted {
+        /// A new connection (blocking, as libfcgi reads and writes it).
+        case connection(Int32)
+        /// None is queued (EAGAIN), or the socket stopped accepting and none is left (EINVAL).
+        case none
+        /// Accepting failed otherwise (EMFILE, ENOBUFS...): worth a log line and a pause.
+        case failed(String)
+    }
+
+    /// Takes one queued connection, without waiting.
+    func acceptConnection() -> Accepted {
+        while true {
+            let connection = accept(fd, nil, nil)
+            if connection >= 0 { return .connection(connection) }
+            switch errno {
+            case EINTR, ECONNABORTED: continue  // interrupted, or the client left first: try the next
+            case EAGAIN, EWOULDBLOCK, EINVAL: return .none
+            default: return .failed(lastError())
+            }
+        }
+    }
+
+    /// Stops new connections from queueing; those already queued can still be accepted (Linux
+    /// hands them out, then fails with EINVAL), and connections already accepted are not affected.
     func stopAccepting() {
         shutdown(fd, Int32(SHUT_RDWR))
     }
@@ -79,7 +106,7 @@ struct ListenSocket: Sendable {
             }
             unlink(path)  // left behind by a process that was killed
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, ListenSocket.kind, 0)
         guard fd >= 0 else { throw ServerError(description: "cannot create a unix socket: \(lastError())") }
         var address = unixAddress(path)
         // The mode is set through the umask so the socket never exists with a wider one:
@@ -129,7 +156,7 @@ struct ListenSocket: Sendable {
             throw ServerError(description: "cannot resolve listen host \(host): \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(result) }
-        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(first.pointee.ai_family, ListenSocket.kind, 0)
         guard fd >= 0 else { throw ServerError(description: "cannot create a TCP socket: \(lastError())") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

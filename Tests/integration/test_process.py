@@ -158,7 +158,7 @@ def test_default_socket_is_the_same_for_counter_fcgi_and_nginx(tmp, case):
     out = subprocess.run(["sh", str(ROOT / "nginx" / "render.sh"), str(tmp / "nginx")], env=render_env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    nginx_socket = re.search(r"fastcgi_pass unix:(\S+);", (tmp / "nginx" / "fastcgi-pass.conf").read_text()).group(1)
+    nginx_socket = re.search(r"server unix:(\S+);", (tmp / "nginx" / "counter-api.conf").read_text()).group(1)
     if case == "none":
         # Not started: /tmp/counter-fcgi.sock may be in use. The probe resolves the address by
         # the server's own rule and names it when nothing answers there.

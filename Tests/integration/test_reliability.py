@@ -306,6 +306,73 @@ def test_connection_closes_at_once_after_a_whole_request_and_lingers_after_an_un
     assert responder.request("GET", "/read").status == 200
 
 
+KEPT_BEGIN = record(1, struct.pack(">HB5x", 1, 1))  # FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn sends
+
+
+def kept_request(conn, params):
+    """One request on a kept connection; returns its stdout once FCGI_END_REQUEST came."""
+    conn.sendall(KEPT_BEGIN + record(4, params) + record(4, b"") + record(5, b""))
+    data, stdout = b"", b""
+    while True:
+        while len(data) < 8:
+            chunk = conn.recv(65536)
+            assert chunk, "the connection closed before the end of the response"
+            data += chunk
+        _, kind, _, length, padding = struct.unpack(">BBHHBx", data[:8])
+        while len(data) < 8 + length + padding:
+            chunk = conn.recv(65536)
+            assert chunk, "the connection closed inside a record"
+            data += chunk
+        content, data = data[8:8 + length], data[8 + length + padding:]
+        if kind == 6:
+            stdout += content
+        if kind == 3:
+            assert data == b"", "nothing after the end of the response"
+            return stdout
+
+
+WRITE_PARAMS = name_value(b"REQUEST_METHOD", b"POST") + name_value(b"DOCUMENT_URI", b"/write")
+
+
+def test_kept_connection_serves_request_after_request(responder):
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(5)
+        conn.connect(str(responder.socket))
+        answers = [kept_request(conn, WRITE_PARAMS) for _ in range(5)]
+        assert [json.loads(a.split(b"\r\n\r\n", 1)[1])["value"] for a in answers] == [1, 2, 3, 4, 5]
+        assert b'"value":5' in kept_request(conn, GOOD_PARAMS)
+    # The web server closing a kept connection is no error: the next client is served as usual.
+    assert responder.request("GET", "/read").json()["value"] == 5
+    assert "error" not in responder.log().lower()
+
+
+def test_idle_kept_connections_never_hold_a_worker(start_responder, redis):
+    """libfcgi's own accept binds a kept connection to a thread that then waits on it: with more
+    idle kept connections than threads, a new connection would wait for ever. Here 2 workers and
+    6 idle kept connections: new connections and the kept ones are all still answered."""
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "FCGI_THREADS": "2"})
+    kept = []
+    try:
+        for _ in range(6):
+            conn = socket.socket(socket.AF_UNIX)
+            conn.settimeout(5)  # a stalled answer fails the test instead of hanging it
+            conn.connect(str(responder.socket))
+            assert b"Status: 200 OK" in kept_request(conn, WRITE_PARAMS)
+            kept.append(conn)
+        assert responder.request("POST", "/write", timeout=5).json()["value"] == 7
+        for index, conn in enumerate(reversed(kept)):
+            assert b'"value":%d' % (8 + index) in kept_request(conn, WRITE_PARAMS)
+        # Stopping with idle kept connections open ends promptly and cleanly.
+        started = time.monotonic()
+        assert responder.terminate(timeout=8) == 0
+        assert time.monotonic() - started < 6, "well within the 10 s shutdown timeout"
+        for conn in kept:
+            assert conn.recv(16) == b"", "each kept connection is closed at the stop"
+    finally:
+        for conn in kept:
+            conn.close()
+
+
 # --- hostile HTTP through nginx ---------------------------------------------------------------
 
 def raw_http(port, payload, timeout=5):
