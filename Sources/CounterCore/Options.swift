@@ -49,7 +49,7 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("listen"), help: "unix:/path or tcp:host:port (FCGI_LISTEN; default unix:<runtime dir>/counter-fcgi.sock).")
     public var listen: String?
 
-    @Option(name: .customLong("threads"), help: "FastCGI worker threads, each with one Redis connection (FCGI_THREADS; default 16).")
+    @Option(name: .customLong("threads"), help: "FastCGI worker threads, each with one Redis connection (FCGI_THREADS; default 32).")
     public var threads: String?
 
     @Option(name: .customLong("backlog"), help: "Listen backlog of the FastCGI socket (FCGI_BACKLOG; default 1024).")
