@@ -6,16 +6,18 @@
 #              same libfcgi + hiredis, no keys, no limits, no log, no error bodies);
 #   responder: the same nginx (ours, rendered from nginx/) and the same Redis in front of
 #              counter-fcgi and of the reference's C responder (`$ANCHORS/c-reference/responder.c`,
-#              compiled here), which isolates what the Swift responder costs.
+#              compiled here), which isolates what the Swift responder costs (the C one is sent a
+#              new connection per request: libfcgi's own accept loop stalls on kept ones);
+#   flask:     with ANCHORS, also our stack versus the original's Flask + gunicorn stack behind
+#              nginx (`$ANCHORS/reference-stack.sh flask PORT`, which installs Flask from PyPI).
 # The reference is not part of this repository: point ANCHORS at a folder that has it. Without
 # ANCHORS, ours runs alone and the tables say so. A benchmark, not a test: it never fails on a
 # figure. Every run is bounded by SECONDS_PER_RUN.
 #
 #   bench/run.sh                 GET /read and POST /write at 1 and 64 connections
 #   THREAD_SWEEP="4 8 16 32" bench/run.sh   also GET /read at 64 connections per thread count
-#
 # Env: SECONDS_PER_RUN [10], ROUNDS [1], FCGI_THREADS [counter-fcgi's default],
-#      ANCHORS [unset: ours only], THREAD_SWEEP [unset].
+#      ANCHORS [unset: ours only], FLASK [1; 0 leaves the Flask stack out], THREAD_SWEEP [unset].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_RUN:-10}
@@ -72,6 +74,22 @@ else
   have_ref=0
 fi
 
+# The original's Flask + gunicorn stack behind nginx (`reference-stack.sh flask`), at 64 connections
+# only; it installs Flask in a venv from PyPI. FLASK=0 leaves it out.
+flask_port=$(free_port)
+have_flask=0
+if [ "$have_ref" = 1 ] && [ "${FLASK:-1}" != 0 ]; then
+  bash "$anchors/reference-stack.sh" flask "$flask_port" >"$dir/flask.log" 2>&1 &
+  flask_pid=$!
+  pids+=($!)
+  for _ in $(seq 600); do
+    curl -fs -o /dev/null "http://127.0.0.1:$flask_port/read" -H "X-API-Key: $ref_key" && { have_flask=1; break; }
+    kill -0 "$flask_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  [ "$have_flask" = 1 ] || echo "bench: the Flask stack did not start (see $dir/flask.log); left out" >&2
+fi
+
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$fcgi_pid/status"; }
 # CPU time sampled around each run (cpu_ticks, bench/common.sh) gives CPU per request, which the
 # shared machine's noise disturbs far less than req/s: the responder's alone in the responder
@@ -84,7 +102,7 @@ cpu_us_per_request() {  # ticks_before ticks_after requests
 # run PORT METHOD PATH CONNS -> RESULT line fields
 run() {
   local key=$our_key
-  [ "$1" = "$ref_port" ] && key=$ref_key
+  if [ "$1" = "$ref_port" ] || [ "$1" = "$flask_port" ]; then key=$ref_key; fi
   local threads=2
   [ "$4" -lt 2 ] && threads=1
   WRK_METHOD=$2 wrk -t"$threads" -c"$4" -d"${secs}s" --timeout 5s -s bench/wrk-report.lua \
@@ -106,7 +124,7 @@ table() {
   [ "$available" = 1 ] || echo "(no reference: ours alone)"
   printf '%-12s %5s | %9s %7s %7s %5s %6s | %9s %7s %7s %5s %6s | %6s\n' endpoint conns \
     ours_rps p50ms p99ms errs cpu_us ref_rps p50ms p99ms errs cpu_us ratio
-  for conns in 1 64; do
+  for conns in ${table_conns:-1 64}; do
     for spec in "GET /read" "POST /write"; do
       read -r method path <<<"$spec"
       for ((r=1; r<=rounds; r++)); do
@@ -139,6 +157,10 @@ table "responder: same nginx (ours), same Redis; counter-fcgi vs C responder (cp
   "$cfront_port" "$have_c" "$fcgi_pid" "${c_pid:-}"
 table "stack: our stack vs the reference stack (reference-stack.sh c; cpu_us: nginx + responder + Redis CPU per request)" \
   "$ref_port" "$have_ref" "$ours_nginx_pid $fcgi_pid $redis_pid" "${ref_pid:-}"
+if [ "$have_flask" = 1 ]; then
+  table_conns=64 table "flask: our stack vs the original's Flask + gunicorn stack behind nginx (cpu_us: its nginx + gunicorn + Redis)" \
+    "$flask_port" 1 "$ours_nginx_pid $fcgi_pid $redis_pid" "$flask_pid"
+fi
 echo
 echo "bench: counter-fcgi RSS after load $(rss_kb) KiB" >&2
 
