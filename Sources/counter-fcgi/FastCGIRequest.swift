@@ -159,7 +159,7 @@ final class FastCGIRequest: @unchecked Sendable {
     /// ``maxDrainBytes``; returns how much was read. Every request is read to its end, also one
     /// without a body: nginx sends the end record with the params, so libfcgi has it buffered and
     /// this costs no system call; a client that sends it later is waited for, as the request is
-    /// not complete before it (``finish()`` closes at once only after it).
+    /// not complete before it (``finish(keep:)`` keeps or closes at once only after it).
     @discardableResult
     func drainBody() -> Int {
         var total = 0

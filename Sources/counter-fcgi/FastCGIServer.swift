@@ -167,7 +167,7 @@ final class FastCGIServer: Sendable {
         let debug = logger.logLevel <= .debug
         let started = MonotonicClock.now()
         let head = request.head()
-        // Copied now: libfcgi frees the params at finish().
+        // Copied now: libfcgi frees the params at finish(keep:).
         let requestID = debug ? request.requestID() : nil
         // Always, body or not: after the end of stdin a connection can be kept, or closed at once.
         request.drainBody()
