@@ -130,41 +130,35 @@ syscalls() {
   awk -v n="$requests" '$NF == "total" { printf "%.2f", $4 / n }' "$out"
 }
 
-if [ "$measure" = syscalls ]; then
-  command -v strace >/dev/null || { echo "bench: MEASURE=syscalls needs strace (apt-get install strace)" >&2; exit 1; }
-  echo "bench: nginx system calls per request under strace, $requests GET /read on one connection" >&2
+# count_each MEASURER UNIT FORMAT: runs MEASURER VARIANT PORT on every variant, then prints each
+# figure and its difference to everything on (FORMAT for the difference, e.g. %+.0f).
+count_each() {
   declare -A count
   for variant in "${list[@]}"; do
     port=$(free_port)
     make_variant "$variant" "$port"
-    count[$variant]=$(syscalls "$variant" "$port")
-    printf '%-13s %9s syscalls/request\n' "$variant" "${count[$variant]}" >&2
+    count[$variant]=$("$1" "$variant" "$port")
+    printf '%-13s %9s %s/request\n' "$variant" "${count[$variant]}" "$2" >&2
   done
   echo
-  printf '%-13s %14s %12s\n' variant "calls/request" "vs all"
+  printf '%-13s %14s %12s\n' variant "$2/request" "vs all"
   for variant in "${list[@]}"; do
     printf '%-13s %14s %12s\n' "$variant" "${count[$variant]}" \
-      "$(awk -v c="${count[$variant]}" -v b="${count[all]:-0}" 'BEGIN { if (b > 0) printf "%+.2f", c - b; else print "-" }')"
+      "$(awk -v c="${count[$variant]}" -v b="${count[all]:-0}" -v f="$3" 'BEGIN { if (b > 0) printf f, c - b; else print "-" }')"
   done
+}
+
+if [ "$measure" = syscalls ]; then
+  command -v strace >/dev/null || { echo "bench: MEASURE=syscalls needs strace (apt-get install strace)" >&2; exit 1; }
+  echo "bench: nginx system calls per request under strace, $requests GET /read on one connection" >&2
+  count_each syscalls calls %+.2f
   exit 0
 fi
 
 if [ "$measure" = instructions ]; then
   command -v valgrind >/dev/null || { echo "bench: MEASURE=instructions needs valgrind (apt-get install valgrind)" >&2; exit 1; }
   echo "bench: nginx instructions per request under callgrind, $requests GET /read on one connection" >&2
-  declare -A count
-  for variant in "${list[@]}"; do
-    port=$(free_port)
-    make_variant "$variant" "$port"
-    count[$variant]=$(instructions "$variant" "$port")
-    printf '%-13s %9s instructions/request\n' "$variant" "${count[$variant]}" >&2
-  done
-  echo
-  printf '%-13s %14s %12s\n' variant "instr/request" "vs all"
-  for variant in "${list[@]}"; do
-    printf '%-13s %14s %12s\n' "$variant" "${count[$variant]}" \
-      "$(awk -v c="${count[$variant]}" -v b="${count[all]:-0}" 'BEGIN { if (b > 0) printf "%+.0f", c - b; else print "-" }')"
-  done
+  count_each instructions instr %+.0f
   exit 0
 fi
 
