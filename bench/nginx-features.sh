@@ -3,8 +3,8 @@
 # variants of our nginx config, each with one feature turned off (made in a temp dir from the
 # rendered config; nothing in nginx/ changes), under wrk GET /read at CONNECTIONS (default 64) for
 # SECONDS_PER_RUN (default 6), ROUNDS times (default 2) in rotating order. For each variant: req/s
-# and nginx's own CPU per request (its worker's user + system time from /proc around the run), and
-# the difference to everything on. A benchmark: it prints figures, never fails on them.
+# and nginx's own CPU per request (its master's and worker's user + system time from /proc around
+# the run), and the difference to everything on. A benchmark: it prints figures, never fails on them.
 #
 # MEASURE=instructions counts instead the instructions nginx runs per request, under valgrind's
 # callgrind: the same REQUESTS (default 2000) GET /read on one keep-alive connection for every
@@ -87,11 +87,6 @@ make_variant() {
   nginx -q -t -c "$conf/nginx.conf" -p "$conf" 2>/dev/null || { echo "bench: variant $1 does not pass nginx -t" >&2; exit 1; }
 }
 
-worker_ticks() {  # MASTER_PID: user + system ticks of its (one) worker
-  local worker
-  worker=$(pgrep -P "$1" | head -1)
-  awk '{print $14 + $15}' "/proc/$worker/stat"
-}
 hz=$(getconf CLK_TCK)
 
 read -r -a list <<<"$variants"
@@ -173,10 +168,10 @@ for round in $(seq "$rounds"); do
     nginx -c "$dir/$variant/nginx.conf" -p "$dir/$variant" -g 'daemon off;' 2>"$dir/$variant/error.log" &
     master=$!
     wait_http "http://127.0.0.1:$port/read" "$key" || { echo "bench: $variant did not answer" >&2; exit 1; }
-    t0=$(worker_ticks "$master")
+    t0=$(cpu_ticks "$master")
     line=$(wrk -t2 -c"$conns" -d"${secs}s" --timeout 5s -s bench/wrk-report.lua -H "X-API-Key: $key" \
       "http://127.0.0.1:$port/read" | sed -n 's/^RESULT //p')
-    t1=$(worker_ticks "$master")
+    t1=$(cpu_ticks "$master")
     kill -QUIT "$master"; wait "$master" 2>/dev/null || true
     n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
     r=$(sed -n 's/.*rps=\([^ ]*\).*/\1/p' <<<"$line")

@@ -17,7 +17,7 @@ import Glibc
 /// The one owner of the epoll and eventfd descriptors; `Sendable` because it holds only them, and
 /// epoll and eventfd are safe to use from many threads at once.
 final class ConnectionPoller: Sendable {
-    enum Event: Equatable {
+    enum Event {
         /// The listening socket has a connection to accept; arm it again after accepting.
         case listener
         /// A kept connection has its next request (or was closed by the web server).
@@ -57,14 +57,14 @@ final class ConnectionPoller: Sendable {
         close(epollFD)
     }
 
-    /// Blocks until something is ready and returns it; nil when `timeoutMS` passed first.
-    func next(timeoutMS: Int32 = -1) -> Event? {
+    /// Blocks until something is ready and returns it; nil if epoll_wait failed (not EINTR,
+    /// which is retried): the reason is then in `errno`.
+    func next() -> Event? {
         var event = epoll_event()
         while true {
-            let count = epoll_wait(epollFD, &event, 1, timeoutMS)
+            let count = epoll_wait(epollFD, &event, 1, -1)
             if count > 0 { return classify(event) }
-            if count == 0 { return nil }
-            if errno != EINTR { return nil }
+            if count < 0, errno != EINTR { return nil }
         }
     }
 

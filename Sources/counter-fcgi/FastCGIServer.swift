@@ -134,7 +134,9 @@ final class FastCGIServer: Sendable {
             case .stop:
                 break serving
             case nil:
-                continue
+                // Not expected (the set outlives the workers): say so rather than spin on it.
+                logger.error("waiting for connections failed", metadata: ["error": "\(lastError())"])
+                usleep(100_000)
             }
         }
         // Stopping. Connections still queued on the listening socket are answered and closed.
