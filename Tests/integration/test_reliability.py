@@ -115,9 +115,12 @@ def test_paused_redis_under_load_fails_fast_and_recovers_alone(start_stack):
         stack.redis.resume()
         resumed = time.monotonic()
         time.sleep(1.5)
-    during = [(d, s) for st, d, s, _ in load.results if paused + 0.1 < st < resumed - 0.6]
+    # Sent while Redis was paused and answered before it resumed: none can have been served. (A
+    # request still waiting at the resume may be served then: a 503 here takes the command and
+    # connect timeouts, about 0.5 s and more on a loaded machine.)
+    during = [(d, s) for st, d, s, _ in load.results if st > paused + 0.1 and st + d < resumed]
     assert during and {s for _, s in during} <= {503, 504}
-    assert max(d for d, _ in during) < 3.5, "bounded by the Redis and nginx timeouts"
+    assert max(d for _, d, _, _ in load.results) < 3.5, "every request bounded by the Redis and nginx timeouts"
     after = [s for st, _, s, _ in load.results if st > resumed + 1.0]
     assert after and set(after) == {200}, "recovered without a restart"
     values = load.values()
