@@ -3,10 +3,13 @@
 # one thread, which then blocks reading it: measured with a C responder on the same libraries,
 # requests stalled for seconds, some only after a minute of load (docs/DESIGN.md). counter-fcgi
 # serves kept connections from a shared epoll set instead. This runs the shipped config (upstream
-# keepalive + fastcgi_keep_conn on) and one with a new connection per request (keep-conn off, made
-# only in a temp dir), each under wrk for SECONDS_PER_RUN (default 70, the length that exposed
-# late stalls), reporting req/s, p99, max latency, errors, and from nginx's access log the slowest
-# request and how many took a second or more. A benchmark: it prints figures, never fails on them.
+# keepalive 128 + fastcgi_keep_conn on), the same with the cache of 32 it had before (fewer idle
+# connections kept than requests in flight), and one with a new connection per request (keep-conn
+# off); the variants are made only in a temp dir. Each runs under wrk for SECONDS_PER_RUN (default
+# 70, the length that exposed late stalls), reporting req/s, p99, max latency, errors, the new
+# connections counter-fcgi accepted per request (counter_fastcgi_connections_total), and from
+# nginx's access log the slowest request and how many took a second or more. A benchmark: it
+# prints figures, never fails on them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_RUN:-70}
@@ -19,13 +22,26 @@ BENCH_NAME=keepconn
 start_redis
 start_responder
 
-for variant in shipped closing; do
+accepted() {  # counter-fcgi's counter_fastcgi_connections_total, through nginx's metrics server
+  curl -fs "http://127.0.0.1:$1/metrics" | awk '$1 == "counter_fastcgi_connections_total" { print $2 }'
+}
+# A variant's one-line change to the rendered config; a pattern that no longer matches stops the
+# bench rather than measure the shipped config under another name.
+edit() {  # FILE LINE NEW_LINE
+  grep -qx "$2" "$1" || { echo "keepconn: no line '$2' in $1" >&2; exit 1; }
+  sed -i "s|^$2\$|$3|" "$1"
+}
+
+for variant in ${VARIANTS:-shipped cache-32 closing}; do
   port=$(free_port)
-  PORT=$port METRICS_LISTEN="127.0.0.1:$(free_port)" API_KEY=$key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access-$variant.log" \
+  metrics_port=$(free_port)
+  PORT=$port METRICS_LISTEN="127.0.0.1:$metrics_port" API_KEY=$key FCGI_LISTEN="unix:$dir/fcgi.sock" ACCESS_LOG="$dir/access-$variant.log" \
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/$variant" 2>/dev/null
   if [ "$variant" = closing ]; then
     # The comparison: a new connection to counter-fcgi for every request, as before keep-alive.
-    sed -i 's|^fastcgi_keep_conn on;|fastcgi_keep_conn off;|' "$dir/$variant/fastcgi-pass.conf"
+    edit "$dir/$variant/fastcgi-pass.conf" 'fastcgi_keep_conn on;' 'fastcgi_keep_conn off;'
+  elif [ "$variant" = cache-32 ]; then
+    edit "$dir/$variant/counter-api.conf" '    keepalive 128;' '    keepalive 32;'
   fi
   nginx -q -t -c "$dir/$variant/nginx.conf" -p "$dir/$variant"
   nginx -c "$dir/$variant/nginx.conf" -p "$dir/$variant" -g 'daemon off;' 2>"$dir/nginx-$variant.log" &
@@ -33,6 +49,7 @@ for variant in shipped closing; do
   pids+=("$nginx_pid")
   for _ in $(seq 100); do curl -fs -o /dev/null -H "X-API-Key: $key" "http://127.0.0.1:$port/read" && break; sleep 0.05; done
   echo "keepconn: $variant, GET /read, $conns connections, ${secs}s" >&2
+  before=$(accepted "$metrics_port")
   result=$(WRK_METHOD=GET wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s bench/wrk-report.lua \
     -H "X-API-Key: $key" "http://127.0.0.1:$port/read" | sed -n 's/^RESULT //p')
   slow=$(python3 - "$dir/access-$variant.log" <<'PY'
@@ -41,6 +58,10 @@ times = [json.loads(line)["request_time"] for line in open(sys.argv[1]) if line.
 print(f"logged={len(times)} slowest_s={max(times):.3f} over_1s={sum(t >= 1.0 for t in times)}")
 PY
 )
-  printf '%-9s %s %s\n' "$variant" "$result" "$slow"
+  after=$(accepted "$metrics_port")
+  # The second scrape's own connection (the metrics location does not keep) is not the load's.
+  churn=$(awk -v a="$before" -v b="$((after - 1))" -v n="$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$result")" \
+    'BEGIN { if (n > 0) printf "%.3f", (b - a) / n; else print "-" }')
+  printf '%-9s %s new_conns_per_request=%s %s\n' "$variant" "$result" "$churn" "$slow"
   kill -TERM "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
 done

@@ -121,6 +121,7 @@ final class FastCGIServer: Sendable {
                 poller.rearmListener()
                 switch accepted {
                 case .connection(let connection):
+                    metrics.connectionsAccepted.increment()
                     answer(connection, registered: false)
                 case .none:
                     break
@@ -141,6 +142,7 @@ final class FastCGIServer: Sendable {
         }
         // Stopping. Connections still queued on the listening socket are answered and closed.
         while case .connection(let connection) = socket.acceptConnection() {
+            metrics.connectionsAccepted.increment()
             answer(connection, registered: false)
         }
         // Kept connections: each request that comes on one is answered and its connection closed

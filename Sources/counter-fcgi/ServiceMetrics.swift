@@ -11,7 +11,8 @@ import struct Prometheus.PrometheusMetricsFactory
 /// Names: `counter_http_requests_total{route,status}`, `counter_http_request_duration_seconds{route}`
 /// (histogram), `counter_workers_busy`, `counter_worker_threads`, `counter_redis_connected_workers`,
 /// `counter_redis_errors_total{kind}`, `counter_redis_reconnects_total`,
-/// `counter_idempotent_replays_total`, `counter_build_info{version}`; with Sentinel and WAIT,
+/// `counter_idempotent_replays_total`, `counter_fastcgi_connections_total`,
+/// `counter_build_info{version}`; with Sentinel and WAIT,
 /// `counter_redis_failovers_total`, `counter_redis_primary{address}`,
 /// `counter_redis_wait_shortfalls_total`; and what nginx answered
 /// itself, from its edge log (``EdgeLogReceiver``): `counter_edge_requests_total{route,status}`,
@@ -26,6 +27,9 @@ final class ServiceMetrics: Sendable {
     let redisReconnects: Counter
     let idempotentReplays: Counter
     let waitShortfalls: Counter
+    /// Connections accepted from nginx. With kept connections it grows only when nginx opens more
+    /// than its `keepalive` cache holds: a rate near the request rate means that cache is too small.
+    let connectionsAccepted: Counter
     private let failovers: Counter
     /// The primary the workers last connected to (Sentinel mode), shared by all workers.
     private let primary = Mutex<String?>(nil)
@@ -46,6 +50,7 @@ final class ServiceMetrics: Sendable {
         idempotentReplays = Counter(label: "counter_idempotent_replays_total")
         waitShortfalls = Counter(label: "counter_redis_wait_shortfalls_total")
         failovers = Counter(label: "counter_redis_failovers_total")
+        connectionsAccepted = Counter(label: "counter_fastcgi_connections_total")
         Gauge(label: "counter_worker_threads").record(threads)
         Gauge(label: "counter_build_info", dimensions: [("version", ServiceMetrics.version)]).record(1)
     }

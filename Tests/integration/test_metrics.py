@@ -200,3 +200,19 @@ def test_nginx_connection_figures_come_with_the_scrape(stack):
     stack.responder.stop()
     code, text = scrape(stack)
     assert code == 502 and "nginx_connections" not in text
+
+
+def test_new_fastcgi_connections_are_counted_and_kept_ones_are_not(stack):
+    def accepted():  # asked with cgi-fcgi: its own new connection is counted before the answer
+        return sample(stack.responder.request("GET", "/metrics").body.decode(), "counter_fastcgi_connections_total")
+
+    first = accepted()
+    for _ in range(5):
+        assert stack.responder.request("GET", "/read").status == 200  # cgi-fcgi: a connection each
+    assert accepted() - first == 6
+    before = accepted()
+    for _ in range(20):
+        assert stack.curl("GET", "/read", KEY_READ).status == 200
+    # nginx keeps its connection between requests: at most one new one (if it had none idle) for
+    # the 20 requests, besides this scrape's own.
+    assert accepted() - before <= 2
