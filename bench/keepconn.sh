@@ -9,7 +9,7 @@
 # 70, the length that exposed late stalls), reporting req/s, p99, max latency, errors, the new
 # connections counter-fcgi accepted per request (counter_fastcgi_connections_total), and from
 # nginx's access log the slowest request and how many took a second or more. A benchmark: it
-# prints figures, never fails on them.
+# prints figures, never fails on them. FCGI_THREADS sets counter-fcgi's workers (default its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_RUN:-70}
@@ -20,7 +20,7 @@ BENCH_NAME=keepconn
 # shellcheck source=bench/common.sh
 . bench/common.sh
 start_redis
-start_responder
+start_responder ${FCGI_THREADS:+FCGI_THREADS=$FCGI_THREADS}
 
 accepted() {  # counter-fcgi's counter_fastcgi_connections_total, through nginx's metrics server
   curl -fs "http://127.0.0.1:$1/metrics" | awk '$1 == "counter_fastcgi_connections_total" { print $2 }'
