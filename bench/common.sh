@@ -4,7 +4,7 @@
 # and stops every process recorded in `pids` (by PID, newest first) when the script exits.
 # Sets: bin, dir, pids. Defines: free_port [udp], start_redis (sets rport, redis_pid), start_responder
 # [NAME=VALUE...] (sets fcgi_pid), wait_http URL KEY, cpu_ticks PID..., the CPU time (user + system,
-# in clock ticks) used so far by those processes and all their descendants.
+# in clock ticks) used so far by those processes and all their descendants, edit_line FILE LINE NEW.
 
 scripts/setup.sh
 swift build -c release --product counter-fcgi >&2
@@ -64,4 +64,11 @@ cpu_ticks() {
     total=$((total + ${ticks:-0}))
   done
   echo "$total"
+}
+
+# A variant's one-line change to a rendered config: a line that is no longer there stops the bench
+# rather than measure the shipped config under another name.
+edit_line() {  # FILE LINE NEW_LINE
+  grep -qx "$2" "$1" || { echo "bench: no line '$2' in $1" >&2; exit 1; }
+  sed -i "s|^$2\$|$3|" "$1"
 }

@@ -25,12 +25,6 @@ start_responder ${FCGI_THREADS:+FCGI_THREADS=$FCGI_THREADS}
 accepted() {  # counter-fcgi's counter_fastcgi_connections_total, through nginx's metrics server
   curl -fs "http://127.0.0.1:$1/metrics" | awk '$1 == "counter_fastcgi_connections_total" { print $2 }'
 }
-# A variant's one-line change to the rendered config; a pattern that no longer matches stops the
-# bench rather than measure the shipped config under another name.
-edit() {  # FILE LINE NEW_LINE
-  grep -qx "$2" "$1" || { echo "keepconn: no line '$2' in $1" >&2; exit 1; }
-  sed -i "s|^$2\$|$3|" "$1"
-}
 
 for variant in ${VARIANTS:-shipped cache-32 closing}; do
   port=$(free_port)
@@ -39,9 +33,9 @@ for variant in ${VARIANTS:-shipped cache-32 closing}; do
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/$variant" 2>/dev/null
   if [ "$variant" = closing ]; then
     # The comparison: a new connection to counter-fcgi for every request, as before keep-alive.
-    edit "$dir/$variant/fastcgi-pass.conf" 'fastcgi_keep_conn on;' 'fastcgi_keep_conn off;'
+    edit_line "$dir/$variant/fastcgi-pass.conf" 'fastcgi_keep_conn on;' 'fastcgi_keep_conn off;'
   elif [ "$variant" = cache-32 ]; then
-    edit "$dir/$variant/counter-api.conf" '    keepalive 128;' '    keepalive 32;'
+    edit_line "$dir/$variant/counter-api.conf" '    keepalive 128;' '    keepalive 32;'
   fi
   nginx -q -t -c "$dir/$variant/nginx.conf" -p "$dir/$variant"
   nginx -c "$dir/$variant/nginx.conf" -p "$dir/$variant" -g 'daemon off;' 2>"$dir/nginx-$variant.log" &

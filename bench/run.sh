@@ -56,7 +56,7 @@ elif [ -f "$anchors/c-reference/responder.c" ]; then
     RATE_LIMIT_PER_KEY=1000000r/s RATE_LIMIT_PER_ADDRESS=1000000r/s nginx/render.sh "$dir/nginx-c" 2>>"$dir/render.log"
   # libfcgi's own accept loop binds a kept connection to one thread, which stalls requests for
   # seconds (docs/DESIGN.md): the C responder gets a new connection per request, as it was built for.
-  sed -i 's|^fastcgi_keep_conn on;|fastcgi_keep_conn off;|' "$dir/nginx-c/fastcgi-pass.conf"
+  edit_line "$dir/nginx-c/fastcgi-pass.conf" 'fastcgi_keep_conn on;' 'fastcgi_keep_conn off;'
   nginx -c "$dir/nginx-c/nginx.conf" -p "$dir/nginx-c" -g 'daemon off;' 2>>"$dir/nginx-c.log" &
   pids+=($!)
   wait_http "http://127.0.0.1:$cfront_port/read" "$our_key" && have_c=1
