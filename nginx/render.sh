@@ -37,7 +37,7 @@ out=$(cd "$out" && pwd)
 # --- keys.conf ---------------------------------------------------------------------------------
 render_keys() {
     tmp="$out/.keys.conf.$$"
-    scope_map=""; name_map=""; exact_map=""; seen=""; count=0
+    scope_map=""; name_map=""; exact_map=""; seen=""; exact=""; count=0
     umask 077
     add_key() {  # key scope name where
         key=$1; scope=$2; name=$3; where=$4
@@ -48,8 +48,18 @@ render_keys() {
             name="key-$(printf '%s' "$key" | sha256sum | cut -c1-12)"
         fi
         printf '%s' "$name" | grep -Eq '^[A-Za-z0-9._-]{1,64}$' || die "$where: a name must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
-        case " $seen " in *" $key "*) die "$where: this key is listed twice" ;; esac
-        seen="$seen $key"
+        # nginx's map compares keys without regard to case: two keys that differ only in case
+        # would make nginx refuse the whole config. Named by their names, never by the key.
+        folded=$(printf '%s' "$key" | tr '[:upper:]' '[:lower:]')
+        case " $seen " in
+            *" $folded|"*)
+                other=${seen#* "$folded|"}; other=${other%% *}
+                case " $exact " in *" $key "*) die "$where: this key is listed twice (first as '$other')" ;; esac
+                die "$where: key '$name' is the same as key '$other' but for letter case; nginx compares keys without regard to case"
+                ;;
+        esac
+        seen="$seen $folded|$name"
+        exact="$exact $key"
         scope_map="$scope_map    \"$key\" $scope;
 "
         name_map="$name_map    \"$key\" \"$name\";

@@ -93,8 +93,10 @@ public struct Config: Sendable, Equatable {
         listen = try Config.listenAddress(flag: options?.listen, environment: environment)
         threads = try source.integer(options?.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
         backlog = try source.integer(options?.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
+        // At least 100 ms: a stop answers what the workers hold and what nginx already sent within
+        // it, so 0 would end every stop, even an idle one, past its deadline with status 1.
         shutdownTimeoutMS = try source.integer(options?.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
-                                               flag: "--shutdown-timeout-ms", in: 0...600_000, default: 10_000)
+                                               flag: "--shutdown-timeout-ms", in: 100...600_000, default: 10_000)
 
         idempotencyTTLSeconds = try source.integer(options?.idempotencyTTLSeconds, env: "IDEMPOTENCY_TTL_SECONDS",
                                                    flag: "--idempotency-ttl-seconds", in: 1...2_592_000, default: 86_400)

@@ -43,10 +43,22 @@ public enum RedisErrorReply: Equatable, Sendable {
             self = .reconnect
         case "NOAUTH":
             self = authenticates ? .reconnect : .misconfigured
-        case "NOPERM", "WRONGPASS":
+        case "NOPERM":
             self = .misconfigured
         default:
             self = .unexpected
+        }
+    }
+
+    /// Classifies Redis's refusal of a new connection's handshake (`AUTH`, `SELECT`). A passing
+    /// server state (loading its data, a failover under way) is ``transient``: the connection is
+    /// tried again with the usual backoff. Anything else cannot be cured by trying again: a wrong
+    /// password (`WRONGPASS`), a user without permission (`NOPERM`), `AUTH` to a server that has
+    /// no password, `SELECT` of a database the server does not have: ``misconfigured``.
+    public init(handshakeReply message: String) {
+        switch RedisErrorReply(message: message, authenticates: false) {
+        case .transient, .reconnect: self = .transient
+        default: self = .misconfigured
         }
     }
 }

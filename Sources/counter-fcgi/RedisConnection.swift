@@ -8,8 +8,9 @@ import Glibc
 enum RedisError: Error, Equatable {
     /// Could not connect (refused, unreachable, timed out, name not resolved).
     case connect(String)
-    /// AUTH or SELECT was refused: a configuration problem, logged at error level.
-    case handshake(String)
+    /// `step` (AUTH or SELECT) was refused with Redis's error `reply`; what that means (a setting to
+    /// fix, or a passing server state) is ``RedisErrorReply/init(handshakeReply:)``'s to say.
+    case handshake(step: String, reply: String)
     /// Reading or writing a command failed, or timed out.
     case io(String)
 }
@@ -111,12 +112,12 @@ final class RedisConnection {
             let words = target.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
             if case .error(let message) = try connection.run(RedisCommand(words)) {
                 // Redis's own text (WRONGPASS, NOAUTH...) names the problem and holds no secret.
-                throw .handshake("AUTH refused: \(message)")
+                throw .handshake(step: "AUTH", reply: message)
             }
         }
         if target.db != 0 {
             if case .error(let message) = try connection.run(RedisCommand(["SELECT", String(target.db)])) {
-                throw .handshake("SELECT \(target.db) refused: \(message)")
+                throw .handshake(step: "SELECT \(target.db)", reply: message)
             }
         }
         return connection

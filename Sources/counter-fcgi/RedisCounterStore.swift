@@ -14,9 +14,6 @@ final class RedisCounterStore: CounterStore {
     private let logger: Logger
     private let metrics: ServiceMetrics
     private let session: RedisSession
-    private var lastConfigErrorLog: UInt64 = 0
-    private var configErrorsNotLogged = 0
-    static let configErrorLogIntervalNS: UInt64 = 10_000_000_000
 
     private let get: RedisCommand
     private let incr: RedisCommand
@@ -221,19 +218,9 @@ final class RedisCounterStore: CounterStore {
             session.disconnect(reason: .io(message))
             return .unavailable(reason: message)
         case .misconfigured:
-            metrics.redisError("config")
-            // Every request fails the same way until an operator acts: one line per worker every
-            // 10 s says so without flooding the log; the metric counts each one.
-            let now = MonotonicClock.now()
-            if lastConfigErrorLog == 0 || now - lastConfigErrorLog >= RedisCounterStore.configErrorLogIntervalNS {
-                var details = metadata
-                details["redis.errors_not_logged"] = "\(configErrorsNotLogged)"
-                logger.error("redis configuration error", metadata: details)
-                lastConfigErrorLog = now
-                configErrorsNotLogged = 0
-            } else {
-                configErrorsNotLogged += 1
-            }
+            // Every request fails the same way until an operator acts: counted each time, logged
+            // at most every 10 s per worker.
+            session.reportConfigurationError(metadata: metadata)
             return .misconfigured(reason: message)
         case .unexpected:
             metrics.redisError("reply")

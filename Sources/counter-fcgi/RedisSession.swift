@@ -30,6 +30,12 @@ final class RedisSession {
     private var quietReplacement = false
     /// Where the connection in hand goes (for logs, `/health` and the primary gauge).
     private(set) var endpoint: RedisEndpoint
+    /// Set while the last connect failed on a setting (a refused handshake): requests in the
+    /// backoff that follows get the same configuration error, not a 503 that invites retries.
+    private var misconfiguration: (reason: String, log: Logger.Metadata)?
+    /// One "redis configuration error" line per worker every 10 s: such errors repeat on every
+    /// request until an operator acts.
+    private var configErrorLog = LogThrottle(intervalNS: 10_000_000_000)
 
     /// A connection idle this long is checked for a server-side close before it is used; a busy
     /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
@@ -67,6 +73,10 @@ final class RedisSession {
         // Only reached without a connection in hand: the shared read is off the steady path.
         guard policy.allowsAttempt(now: now, nextAttempt: nextAttempt, lastFailure: lastFailure,
                                    recoveredAt: recovery.recoveredAt) else {
+            if let misconfiguration {
+                reportConfigurationError(metadata: misconfiguration.log)
+                throw .misconfigured(reason: misconfiguration.reason)
+            }
             throw .unavailable(reason: "reconnect backoff")
         }
         do {
@@ -90,6 +100,7 @@ final class RedisSession {
                 logger.info("redis connected", metadata: ["redis": "\(target)", "redis.failed_attempts": "\(failures)"])
             }
             failures = 0
+            misconfiguration = nil
             wasConnected = true
             return fresh
         } catch {
@@ -97,12 +108,21 @@ final class RedisSession {
             failures += 1
             lastFailure = now
             nextAttempt = policy.nextAttempt(failures: failures, now: now, jitter: Double.random(in: 0...1))
-            if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
             let metadata: Logger.Metadata = ["redis": "\(source.followsSentinel ? "sentinel" : "\(config.redis)")",
                                              "redis.error": "\(error)", "redis.failed_attempts": "\(failures)"]
-            if case .handshake = error {
-                logger.error("redis refused the handshake", metadata: metadata)
-            } else if failures == 1 {
+            if case .handshake(let step, let reply) = error, RedisErrorReply(handshakeReply: reply) == .misconfigured {
+                // A wrong password, a missing permission, a database Redis lacks: retrying cannot
+                // help, so it is a configuration error (500, no Retry-After), logged at most every
+                // 10 s. Connects are still retried with backoff: the fix may be on Redis's side.
+                let reason = "\(step) refused: \(reply)"
+                let details: Logger.Metadata = ["redis.command": "\(step)", "redis.error": "\(reply)", "redis": metadata["redis"] ?? "-"]
+                misconfiguration = (reason, details)
+                reportConfigurationError(metadata: details)
+                throw .misconfigured(reason: reason)
+            }
+            misconfiguration = nil
+            if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
+            if failures == 1 {
                 logger.warning("redis connect failed", metadata: metadata)
             } else {
                 logger.debug("redis connect failed", metadata: metadata)
@@ -121,6 +141,16 @@ final class RedisSession {
         failures += 1
         lastFailure = MonotonicClock.now()
         nextAttempt = policy.nextAttempt(failures: failures, now: lastFailure, jitter: Double.random(in: 0...1))
+    }
+
+    /// Counts a configuration error (`counter_redis_errors_total{kind="config"}`) and logs it at
+    /// most once per worker every 10 s, with how many were not logged in between.
+    func reportConfigurationError(metadata: Logger.Metadata) {
+        metrics.redisError("config")
+        guard let held = configErrorLog.admit(now: MonotonicClock.now()) else { return }
+        var details = metadata
+        details["redis.errors_not_logged"] = "\(held)"
+        logger.error("redis configuration error", metadata: details)
     }
 
     /// Called when Redis answered a command as it should (not with an error): on a new

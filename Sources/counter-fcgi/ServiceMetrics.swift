@@ -56,9 +56,9 @@ final class ServiceMetrics: Sendable {
     }
 
     /// A Redis failure of one kind: `connect` (including no Sentinel naming a primary, or a node
-    /// that is not the primary), `handshake` (AUTH or SELECT refused), `io` (a
-    /// connection broke or was dropped), `reply` (an error reply), `config` (refused for a reason
-    /// only an operator can fix: an ACL permission, a missing password).
+    /// that is not the primary), `handshake` (AUTH or SELECT refused by a passing server state),
+    /// `io` (a connection broke or was dropped), `reply` (an error reply), `config` (refused for a
+    /// reason only an operator can fix: a wrong password, an ACL permission, a missing database).
     func redisError(_ kind: String) {
         Counter(label: "counter_redis_errors_total", dimensions: [("kind", kind)]).increment()
     }

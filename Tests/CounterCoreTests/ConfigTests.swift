@@ -93,6 +93,8 @@ struct ConfigTests {
         Invalid(["FCGI_THREADS": "1025"], "FCGI_THREADS"),
         Invalid(["FCGI_BACKLOG": "0"], "FCGI_BACKLOG"),
         Invalid(["SHUTDOWN_TIMEOUT_MS": "soon"], "SHUTDOWN_TIMEOUT_MS"),
+        Invalid(["SHUTDOWN_TIMEOUT_MS": "0"], "SHUTDOWN_TIMEOUT_MS"),
+        Invalid(["SHUTDOWN_TIMEOUT_MS": "99"], "SHUTDOWN_TIMEOUT_MS"),
         Invalid(["FCGI_LISTEN": "/tmp/x.sock"], "FCGI_LISTEN"),
         Invalid(["FCGI_LISTEN": "unix:"], "FCGI_LISTEN"),
         Invalid(["FCGI_LISTEN": "unix:/" + String(repeating: "a", count: 120)], "FCGI_LISTEN"),

@@ -92,6 +92,16 @@ struct NginxContractTests {
         #expect(details["413"].map { swift413.contains("\"detail\":\"\($0)\"") } == true, "\(details["413"] ?? "none") vs \(swift413)")
     }
 
+    /// The exact-key check captures only what render.sh lets a key be: a capture that could hold
+    /// the `|` separator lets a header such as `x||x` pass for a key.
+    @Test func exactKeyCaptureIsTheKeyAlphabet() {
+        let render = NginxContractTests.read("nginx/render.sh")
+        let keyClass = "[A-Za-z0-9._+/=-]{16,256}"
+        #expect(render.contains("grep -Eq '^\(keyClass)$'"), "render.sh's key rule")
+        let entries = map("api_key_valid").filter { $0.0 != "default" }
+        #expect(entries.map(\.0) == ["~^(\(keyClass))\\|\\1$"], "\(entries)")
+    }
+
     @Test func bodyLimitIsTheSame() {
         #expect(conf.contains("client_max_body_size \(Router().maxBodyBytes / 1024)k;"))
     }

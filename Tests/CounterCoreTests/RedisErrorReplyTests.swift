@@ -19,7 +19,8 @@ struct RedisErrorReplyTests {
         ("READONLY You can't write against a read only replica.", .reconnect),
         ("NOPERM User counter has no permissions to run the 'incr' command", .misconfigured),
         ("NOPERM this user has no permissions to access one of the keys used as arguments", .misconfigured),
-        ("WRONGPASS invalid username-password pair or user is disabled.", .misconfigured),
+        // Only AUTH answers WRONGPASS: a command never does (see the handshake table below).
+        ("WRONGPASS invalid username-password pair or user is disabled.", .unexpected),
         ("ERR unknown command 'FOO'", .unexpected),
         ("NOSCRIPT No matching script. Please use EVAL.", .unexpected),
         ("", .unexpected),
@@ -28,6 +29,20 @@ struct RedisErrorReplyTests {
     ])
     func classifies(_ message: String, _ expected: RedisErrorReply) {
         #expect(RedisErrorReply(message: message, authenticates: true) == expected)
+    }
+
+    @Test(arguments: [
+        ("WRONGPASS invalid username-password pair or user is disabled.", RedisErrorReply.misconfigured),
+        ("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?", .misconfigured),
+        ("NOPERM User counter has no permissions to run the 'select' command", .misconfigured),
+        ("ERR DB index is out of range", .misconfigured),
+        ("NOAUTH Authentication required.", .misconfigured),
+        ("LOADING Redis is loading the dataset in memory", .transient),
+        ("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.", .transient),
+        ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", .transient),
+    ])
+    func classifiesHandshakeRefusals(_ message: String, _ expected: RedisErrorReply) {
+        #expect(RedisErrorReply(handshakeReply: message) == expected)
     }
 
     @Test func noAuthIsCuredByReconnectingOnlyWhenThereIsAPassword() {

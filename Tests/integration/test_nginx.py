@@ -73,6 +73,10 @@ def test_render_rejects_bad_settings(tmp, env, message):
     (f"{KEY_READ} read a b", "expected '<key> <scope> [name]'"),
     (f"{KEY_READ} read\n{KEY_READ} write", "listed twice"),
     (f"{KEY_READ} read bad/name", "a name must be"),
+    # nginx's map compares keys without regard to case: it would refuse such a config outright.
+    (f"{KEY_READ} read first\n{KEY_READ.upper()} write second",
+     "key 'second' is the same as key 'first' but for letter case"),
+    (f"{KEY_ADMIN.swapcase()} read other", "key 'other' is the same as key 'admin' but for letter case"),
 ])
 def test_render_rejects_bad_keys_file(tmp, line, message):
     front = Nginx(tmp, tmp / "fcgi.sock")
@@ -287,6 +291,23 @@ def test_429_for_a_flood_of_bad_keys(start_stack):
     missing = [stack.curl("GET", "/read").status for _ in range(10)]
     assert 429 in missing, "requests with no key at all are limited too"
     assert stack.curl("GET", "/read", KEY_READ).status == 200, "a valid client is not starved"
+
+
+# Headers built to trick the exact-key comparison ("$api_key_exact|$http_x_api_key" against a
+# back-reference): the separator itself, doubled halves, and a header as long as nginx takes.
+HOSTILE_KEYS = ["|", "||", "x||x", "ab|ab", f"|{KEY_READ}", f"{KEY_READ}|{KEY_READ}",
+                f"{KEY_READ}||{KEY_READ}", "|" * 8000, ("y" * 20 + "|") * 2]
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS, ids=range(len(HOSTILE_KEYS)))
+def test_hostile_keys_are_refused_and_limited_as_bad_keys(start_stack, key):
+    stack = start_stack(nginx_env={"RATE_LIMIT_BAD_KEY": "1r/s", "RATE_LIMIT_BAD_KEY_BURST": "3"})
+    statuses = [s for s, _ in stack.parallel("GET", "/read", key, 15, parallel=5)]
+    assert len(statuses) == 15 and set(statuses) <= {403, 429}, statuses
+    assert statuses.count(429) >= 8, f"the bad-key limit applies: {statuses}"
+    wait_for(lambda: len(stack.access_lines()) >= 15, what="the access log")
+    assert {line["key_name"] for line in stack.access_lines()} == {"-"}
+    assert stack.redis.cli("EXISTS", "api_counter").stdout.strip() == "0"
 
 
 def test_key_rotation_with_reload(stack):

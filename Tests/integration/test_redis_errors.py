@@ -3,6 +3,8 @@ error is said as one (500, no Retry-After, its own log line and metric kind), a 
 can no longer be used is dropped and replaced with the usual backoff, and an idle connection
 closed by Redis's own `timeout` is replaced quietly."""
 
+import pytest
+
 from conftest import KEY_READ, KEY_WRITE, wait_for
 from test_metrics import sample, scrape
 from test_nginx import assert_problem
@@ -43,6 +45,30 @@ def test_redis_asking_for_a_password_the_service_was_not_given(start_stack, star
     assert sample(text, "counter_redis_errors_total", kind="config") >= 1
     errors = [line for line in stack.responder.log_lines() if line["message"] == "redis configuration error"]
     assert errors and errors[0]["redis.error"].startswith("NOAUTH") and errors[0]["level"] == "error"
+
+
+@pytest.mark.parametrize("env,step,reply", [
+    ({"REDIS_PASSWORD": "not-the-password"}, "AUTH", "WRONGPASS"),
+    ({"REDIS_PASSWORD": "the-password", "REDIS_DB": "99"}, "SELECT 99", "ERR DB index is out of range"),
+])
+def test_a_refused_handshake_is_a_configuration_error(start_stack, start_redis, env, step, reply):
+    protected = start_redis(password="the-password")
+    stack = start_stack(responder_env={"REDIS_PORT": str(protected.port), "FCGI_THREADS": "1", **env})
+    for _ in range(5):
+        answer = stack.curl("POST", "/write", KEY_WRITE)
+        assert_problem(answer, 500, "The service cannot use its Redis: a configuration error (see the service's log)")
+        assert "retry-after" not in answer.headers, "nothing invites a retry"
+    assert stack.curl("GET", "/health").json()["status"] == "unhealthy"
+    _, text = scrape(stack)
+    assert sample(text, "counter_redis_errors_total", kind="config") >= 5, "each one is counted"
+    assert sample(text, "counter_redis_errors_total", kind="handshake") is None
+    # One worker, six failed requests within 10 s (the warm-up's attempt first): one line.
+    errors = [line for line in stack.responder.log_lines() if line["message"] == "redis configuration error"]
+    assert len(errors) == 1, errors
+    assert errors[0]["level"] == "error" and errors[0]["redis.command"] == step
+    assert errors[0]["redis.error"].startswith(reply)
+    assert "not-the-password" not in stack.responder.log() and "the-password" not in stack.responder.log()
+    assert protected.get() in ("", "(nil)") and protected.cli("DBSIZE").stdout.strip() == "0", "nothing written"
 
 
 def test_a_primary_demoted_to_replica_is_left_and_rejoined(start_stack, start_redis, redis):
