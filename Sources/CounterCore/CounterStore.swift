@@ -13,12 +13,6 @@ public protocol CounterStore: AnyObject {
     func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome
     /// Checks that the backing store answers (readiness).
     func ping() throws(CounterError)
-    /// The primary in use when it is found by discovery (Sentinel), for `/health`; nil otherwise.
-    var primary: String? { get }
-}
-
-extension CounterStore {
-    public var primary: String? { nil }
 }
 
 /// Why a counter operation failed. Mapped to HTTP in one place: ``APIError``.

@@ -128,8 +128,8 @@ public struct Router: Sendable {
             body.add("status", "healthy")
             body.add("redis", "connected")
             body.add("timestamp", clock())
-            // With Sentinel: which primary this worker uses (the original body is otherwise kept).
-            if let primary = store.primary { body.add("primary", primary) }
+            // Never the primary's address, even with Sentinel: /health is public, and an internal
+            // address is no business of the Internet's (the log and counter_redis_primary say it).
             return ok(body)
         } catch {
             body.add("status", "unhealthy")

@@ -53,16 +53,27 @@ public struct SentinelDiscovery: Sendable {
         self.settings = settings
     }
 
-    /// Asks each Sentinel, starting with the last one that answered, until one names the primary.
-    /// `ask` returns that Sentinel's reply, or throws when it cannot be reached or refuses.
-    public mutating func discover<Failure: Error>(ask: (HostPort) throws(Failure) -> RedisReply) -> Outcome {
+    /// Asks each Sentinel, starting with the last one that answered, until one names the primary
+    /// or `budgetNS` has passed (by `clock`, monotonic nanoseconds): Sentinels that accept and
+    /// never answer would otherwise cost each the connect and command timeouts, and a discovery
+    /// over several of them outlast the web server's wait for the response. `ask` gets a Sentinel
+    /// and the time left (the caller bounds its timeouts by it), and returns that Sentinel's
+    /// reply, or throws when it cannot be reached or refuses.
+    public mutating func discover<Failure: Error>(budgetNS: UInt64, clock: () -> UInt64,
+                                                  ask: (HostPort, _ remainingNS: UInt64) throws(Failure) -> RedisReply) -> Outcome {
         var reasons: [String] = []
         let count = settings.sentinels.count
+        let deadline = clock() + budgetNS
         for offset in 0..<count {
             let index = (preferred + offset) % count
             let sentinel = settings.sentinels[index]
+            let now = clock()
+            guard now < deadline else {
+                reasons.append("\(sentinel): not asked, the discovery took its \(budgetNS / 1_000_000) ms")
+                continue
+            }
             do {
-                let reply = try ask(sentinel)
+                let reply = try ask(sentinel, deadline - now)
                 if let primary = SentinelDiscovery.primaryAddress(from: reply) {
                     preferred = index
                     return .primary(primary, from: sentinel)

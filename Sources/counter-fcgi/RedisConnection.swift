@@ -71,11 +71,12 @@ final class RedisConnection {
             db = config.redisDB
         }
 
-        /// A Sentinel, with Sentinel's own credentials and no database.
-        init(sentinel: HostPort, settings: SentinelSettings, config: Config) {
+        /// A Sentinel, with Sentinel's own credentials and no database; both timeouts at most
+        /// `withinMS` (what is left of the discovery's budget).
+        init(sentinel: HostPort, settings: SentinelSettings, config: Config, withinMS: Int) {
             endpoint = .tcp(host: sentinel.host, port: sentinel.port)
-            connectTimeoutMS = config.redisConnectTimeoutMS
-            timeoutMS = config.redisTimeoutMS
+            connectTimeoutMS = min(config.redisConnectTimeoutMS, withinMS)
+            timeoutMS = min(config.redisTimeoutMS, withinMS)
             username = settings.username
             password = settings.password
             db = 0

@@ -39,9 +39,6 @@ final class RedisCounterStore: CounterStore {
         _ = try? session.connected()
     }
 
-    /// The primary in use, when it is found through Sentinel (for `/health`).
-    var primary: String? { session.followsSentinel ? session.endpoint.description : nil }
-
     func read() throws(CounterError) -> Int64 {
         switch try execute(get, idempotent: true) {
         case .null:

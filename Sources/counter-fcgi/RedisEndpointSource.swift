@@ -16,15 +16,25 @@ final class RedisEndpointSource {
         sentinelQuery = config.sentinel.map { RedisCommand(["SENTINEL", "get-master-addr-by-name", $0.primaryName]) }
     }
 
+    /// The most a discovery may take: one connect and one command's worth, the same as reaching a
+    /// fixed Redis. A request that needs a discovery then waits at most this, plus the primary's
+    /// connect, `ROLE` and its own command: within nginx's FASTCGI_TIMEOUT at the defaults
+    /// (1.5 + 0.5 + 1 + 1 s against 5 s).
+    var discoveryBudgetMS: Int { config.redisConnectTimeoutMS + config.redisTimeoutMS }
+
     /// True when the primary is found through Sentinel.
     var followsSentinel: Bool { discovery != nil }
 
     /// The address to connect to now. With Sentinel: the first Sentinel (in turn) that names the
-    /// primary; unreachable ones are skipped within the connect timeout.
+    /// primary; unreachable ones are skipped within the connect timeout. The whole discovery
+    /// takes at most ``discoveryBudgetMS``, each Sentinel's timeouts cut to what is left.
     func endpoint() throws(RedisError) -> RedisEndpoint {
         guard var discovery, let sentinelQuery, let settings = config.sentinel else { return config.redis }
-        let outcome = discovery.discover { (sentinel) throws(RedisError) -> RedisReply in
-            let connection = try RedisConnection.connect(to: .init(sentinel: sentinel, settings: settings, config: config))
+        let outcome = discovery.discover(budgetNS: UInt64(discoveryBudgetMS) * 1_000_000, clock: MonotonicClock.now) {
+            (sentinel, remainingNS) throws(RedisError) -> RedisReply in
+            let remainingMS = max(1, Int(remainingNS / 1_000_000))
+            let target = RedisConnection.Target(sentinel: sentinel, settings: settings, config: config, withinMS: remainingMS)
+            let connection = try RedisConnection.connect(to: target)
             return try connection.run(sentinelQuery)
         }
         self.discovery = discovery

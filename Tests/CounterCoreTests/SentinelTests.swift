@@ -11,7 +11,7 @@ struct SentinelTests {
     @Test func firstSentinelThatKnowsWinsAndIsAskedFirstNextTime() {
         var discovery = SentinelDiscovery(settings: SentinelSettings(sentinels: [a, b, c], primaryName: "counter"))
         var asked: [HostPort] = []
-        let outcome = discovery.discover { (sentinel: HostPort) throws(Unreachable) -> RedisReply in
+        let outcome = discovery.discover(budgetNS: 1_000, clock: { 0 }) { (sentinel: HostPort, _) throws(Unreachable) -> RedisReply in
             asked.append(sentinel)
             if sentinel == a { throw Unreachable() }
             return primaryReply("10.0.1.5", 6379)
@@ -19,7 +19,7 @@ struct SentinelTests {
         #expect(outcome == .primary(HostPort(host: "10.0.1.5", port: 6379), from: b))
         #expect(asked == [a, b], "an unreachable Sentinel is skipped, the rest not asked")
         asked = []
-        _ = discovery.discover { (sentinel: HostPort) throws(Unreachable) -> RedisReply in
+        _ = discovery.discover(budgetNS: 1_000, clock: { 0 }) { (sentinel: HostPort, _) throws(Unreachable) -> RedisReply in
             asked.append(sentinel)
             return primaryReply("10.0.1.6", 6379)
         }
@@ -28,13 +28,30 @@ struct SentinelTests {
 
     @Test func everyFailureIsNamed() {
         var discovery = SentinelDiscovery(settings: SentinelSettings(sentinels: [a, b, c], primaryName: "counter"))
-        let outcome = discovery.discover { (sentinel: HostPort) throws(Unreachable) -> RedisReply in
+        let outcome = discovery.discover(budgetNS: 1_000, clock: { 0 }) { (sentinel: HostPort, _) throws(Unreachable) -> RedisReply in
             if sentinel == a { throw Unreachable() }
             if sentinel == b { return .null }
             return .error("NOAUTH HELLO must be called with the client already authenticated")
         }
         #expect(outcome == .failed(reasons: ["10.0.0.1:26379: connection refused", "10.0.0.2:26379: does not know counter",
                                              "10.0.0.3:26379: NOAUTH HELLO must be called with the client already authenticated"]))
+    }
+
+    /// Sentinels that accept and never answer each take their timeouts: the discovery stops at
+    /// its budget, hands each Sentinel only what is left of it, and names the ones not asked.
+    @Test func theWholeDiscoveryIsBoundedByItsBudget() {
+        var discovery = SentinelDiscovery(settings: SentinelSettings(sentinels: [a, b, c], primaryName: "counter"))
+        var now: UInt64 = 5_000
+        var given: [UInt64] = []
+        let outcome = discovery.discover(budgetNS: 1_500, clock: { now }) { (_: HostPort, remaining) throws(Unreachable) -> RedisReply in
+            given.append(remaining)
+            now += min(remaining, 1_000)  // a stalled Sentinel: its command timeout, cut to what is left
+            throw Unreachable()
+        }
+        #expect(given == [1_500, 500], "the second Sentinel gets what the first left")
+        guard case .failed(let reasons) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(reasons.count == 3)
+        #expect(reasons[2] == "10.0.0.3:26379: not asked, the discovery took its 0 ms")
     }
 
     @Test(arguments: [

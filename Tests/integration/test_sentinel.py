@@ -192,6 +192,8 @@ def test_one_sentinel_down_is_fine_all_down_is_a_clear_503_then_back(start_stack
     cluster.run("stop-sentinel", "0")
     stack = ha_stack(start_stack, cluster)
     assert stack.curl("POST", "/write", KEY_WRITE).json()["value"] == 1, "two Sentinels of three are enough"
+    health = stack.curl("GET", "/health").json()
+    assert set(health) == {"status", "redis", "timestamp"}, "the public body never names an internal address"
     for i in ("1", "2"):
         cluster.run("stop-sentinel", i)
     # A responder that starts now cannot find the primary.
@@ -269,3 +271,30 @@ def test_primary_without_replicas_refuses_writes(start_stack, start_responder, h
         cluster.run("stop-node", node)
     assert_problem(waiting.curl("POST", "/write", KEY_WRITE), 503)
     assert plain.request("POST", "/write").status == 503
+
+
+def test_discovery_over_stalled_sentinels_is_bounded(start_responder):
+    # Sentinels that take the connection and never answer (a listening socket nobody accepts on:
+    # the kernel completes the handshake, the command waits in its buffer). Six of them would cost
+    # 6 s of command timeouts, past nginx's FASTCGI_TIMEOUT; the discovery stops at its budget
+    # (connect + command timeout, 1.3 s here) and the request gets a prompt 503.
+    stalled = []
+    try:
+        for _ in range(6):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(16)
+            stalled.append(s)
+        sentinels = ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in stalled)
+        responder = start_responder({"REDIS_SENTINELS": sentinels, "FCGI_THREADS": "1",
+                                     "REDIS_CONNECT_TIMEOUT_MS": "300", "REDIS_TIMEOUT_MS": "1000"})
+        started = time.monotonic()
+        reply = responder.request("POST", "/write", timeout=30)
+        took = time.monotonic() - started
+        assert reply.status == 503 and reply.headers["retry-after"] == "1"
+        assert took < 4.0, f"bounded by the discovery budget, not by six Sentinels' timeouts ({took:.1f}s)"
+        reasons = [l["redis.error"] for l in responder.log_lines() if "no Sentinel named" in l.get("redis.error", "")]
+        assert reasons and "not asked, the discovery took its 1300 ms" in reasons[0], reasons
+    finally:
+        for s in stalled:
+            s.close()
