@@ -80,9 +80,11 @@ final class ConnectionPoller: Sendable {
         }
     }
 
-    /// Arms the listening socket again after a worker took its event and accepted.
-    func rearmListener() {
-        _ = Self.control(epollFD, EPOLL_CTL_MOD, listenFD, oneShot: true)
+    /// Arms the listening socket again after a worker took its event and accepted. False if epoll
+    /// refused (the reason is in `errno`): until it is armed again no worker hears of a new
+    /// connection, so the caller must not carry on as if it were.
+    func rearmListener() -> Bool {
+        Self.control(epollFD, EPOLL_CTL_MOD, listenFD, oneShot: true)
     }
 
     /// Watches `fd` for its next request; `registered` when it came from this set (``Event/connection(_:)``),

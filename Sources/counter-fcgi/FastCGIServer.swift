@@ -19,6 +19,9 @@ final class FastCGIServer: Sendable {
     private let logger: Logger
     private let router: Router
     private let stopping = Atomic<Bool>(false)
+    /// Set when the server cannot go on (the listening socket could not be watched again): the
+    /// process stops as on SIGTERM, then exits 1 so that its supervisor starts a new one.
+    private let fatal = Mutex<String?>(nil)
     private let busy = Atomic<Int>(0)
     private let metrics: ServiceMetrics
     /// Shared by the workers' Redis sessions: the first good answer after an outage ends every backoff.
@@ -67,6 +70,19 @@ final class FastCGIServer: Sendable {
         let signal = Signals.waitForTermination()
         signalled = true
         logger.info("shutting down", metadata: ["signal": "\(signal)", "requests.in_flight": "\(busy.load(ordering: .relaxed))"])
+        if let reason = fatal.withLock({ $0 }) { throw ServerError(description: reason) }
+    }
+
+    /// Stops the server because it cannot go on: logged, then the same stop as SIGTERM (the main
+    /// thread takes the signal), and exit status 1.
+    private func failHard(_ reason: String, logger: Logger) {
+        let first = fatal.withLock { current in
+            defer { if current == nil { current = reason } }
+            return current == nil
+        }
+        guard first else { return }
+        logger.critical("stopping: the server cannot go on", metadata: ["error": "\(reason)"])
+        kill(getpid(), SIGTERM)
     }
 
     /// Stops accepting and waits for the workers to answer what they hold and what is queued.
@@ -118,7 +134,9 @@ final class FastCGIServer: Sendable {
             switch poller.next() {
             case .listener:
                 let accepted = socket.acceptConnection()
-                poller.rearmListener()
+                if !rearm(poller, logger: logger) {
+                    failHard("cannot watch the listening socket again: \(lastError())", logger: logger)
+                }
                 switch accepted {
                 case .connection(let connection):
                     metrics.connectionsAccepted.increment()
@@ -163,6 +181,18 @@ final class FastCGIServer: Sendable {
             for connection in ready { answer(connection, registered: true) }
             lastRequest = MonotonicClock.now()
         }
+    }
+
+    /// Arms the listening socket again, trying a few times over 50 ms (epoll_ctl fails only for
+    /// want of kernel memory here); false if it never took. Each refusal is counted.
+    private func rearm(_ poller: ConnectionPoller, logger: Logger) -> Bool {
+        for attempt in 0..<5 {
+            if poller.rearmListener() { return true }
+            metrics.listenerRearmFailures.increment()
+            logger.error("cannot watch the listening socket again", metadata: ["error": "\(lastError())", "attempt": "\(attempt + 1)"])
+            usleep(10_000)
+        }
+        return false
     }
 
     /// Answers the request `request` has begun; returns the connection if it is kept (``FastCGIRequest/finish(keep:)``).

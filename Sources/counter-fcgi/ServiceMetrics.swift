@@ -12,6 +12,7 @@ import struct Prometheus.PrometheusMetricsFactory
 /// (histogram), `counter_workers_busy`, `counter_worker_threads`, `counter_redis_connected_workers`,
 /// `counter_redis_errors_total{kind}`, `counter_redis_reconnects_total`,
 /// `counter_idempotent_replays_total`, `counter_fastcgi_connections_total`,
+/// `counter_fastcgi_listener_rearm_failures_total`,
 /// `counter_build_info{version}`; with Sentinel and WAIT,
 /// `counter_redis_failovers_total`, `counter_redis_primary{address}`,
 /// `counter_redis_wait_shortfalls_total`; and what nginx answered
@@ -30,6 +31,9 @@ final class ServiceMetrics: Sendable {
     /// Connections accepted from nginx. With kept connections it grows only when nginx opens more
     /// than its `keepalive` cache holds: a rate near the request rate means that cache is too small.
     let connectionsAccepted: Counter
+    /// Times epoll refused to watch the listening socket again; if that lasts, the process stops
+    /// (a responder that cannot hear new connections must not look alive).
+    let listenerRearmFailures: Counter
     private let failovers: Counter
     /// The primary the workers last connected to (Sentinel mode), shared by all workers.
     private let primary = Mutex<String?>(nil)
@@ -51,6 +55,7 @@ final class ServiceMetrics: Sendable {
         waitShortfalls = Counter(label: "counter_redis_wait_shortfalls_total")
         failovers = Counter(label: "counter_redis_failovers_total")
         connectionsAccepted = Counter(label: "counter_fastcgi_connections_total")
+        listenerRearmFailures = Counter(label: "counter_fastcgi_listener_rearm_failures_total")
         Gauge(label: "counter_worker_threads").record(threads)
         Gauge(label: "counter_build_info", dimensions: [("version", ServiceMetrics.version)]).record(1)
     }
