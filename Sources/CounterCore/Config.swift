@@ -27,6 +27,8 @@ public struct Config: Sendable, Equatable {
     public var listen: ListenAddress
     public var threads: Int
     public var backlog: Int
+    /// How long a worker waits on a FastCGI connection that stalls mid-request (`FCGI_IO_TIMEOUT_MS`).
+    public var ioTimeoutMS: Int
     public var shutdownTimeoutMS: Int
     public var idempotencyTTLSeconds: Int
     /// Where nginx sends one datagram per request it answers itself (`EDGE_LOG_ADDRESS`); nil: off.
@@ -93,6 +95,11 @@ public struct Config: Sendable, Equatable {
         listen = try Config.listenAddress(flag: options?.listen, environment: environment)
         threads = try source.integer(options?.threads, env: "FCGI_THREADS", flag: "--threads", in: 1...1024, default: Config.defaultThreads)
         backlog = try source.integer(options?.backlog, env: "FCGI_BACKLOG", flag: "--backlog", in: 1...65535, default: 1024)
+        // A worker reads a request in blocking calls: a peer that connects and sends nothing (or
+        // half a request) would hold it for ever. nginx sends a request whole, so a stall means
+        // a broken or hostile peer.
+        ioTimeoutMS = try source.integer(options?.ioTimeoutMS, env: "FCGI_IO_TIMEOUT_MS", flag: "--io-timeout-ms",
+                                         in: 100...600_000, default: 5_000)
         // At least 100 ms: a stop answers what the workers hold and what nginx already sent within
         // it, so 0 would end every stop, even an idle one, past its deadline with status 1.
         shutdownTimeoutMS = try source.integer(options?.shutdownTimeoutMS, env: "SHUTDOWN_TIMEOUT_MS",
@@ -222,6 +229,7 @@ public struct Config: Sendable, Equatable {
             "listen": listen.description,
             "threads": String(threads),
             "backlog": String(backlog),
+            "io_timeout_ms": String(ioTimeoutMS),
             "shutdown_timeout_ms": String(shutdownTimeoutMS),
             "idempotency_ttl_seconds": String(idempotencyTTLSeconds),
             "edge_log_address": edgeLogAddress?.description ?? "off",

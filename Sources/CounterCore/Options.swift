@@ -55,6 +55,9 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("backlog"), help: "Listen backlog of the FastCGI socket (FCGI_BACKLOG; default 1024).")
     public var backlog: String?
 
+    @Option(name: .customLong("io-timeout-ms"), help: "How long a FastCGI connection may stall in the middle of a request, reading or writing, before it is closed, in ms (FCGI_IO_TIMEOUT_MS; default 5000).")
+    public var ioTimeoutMS: String?
+
     @Option(name: .customLong("shutdown-timeout-ms"), help: "How long requests in hand may finish after SIGTERM, in ms (SHUTDOWN_TIMEOUT_MS; default 10000).")
     public var shutdownTimeoutMS: String?
 

@@ -42,7 +42,7 @@ final class FastCGIServer: Sendable {
         // Runs last, after every other step below has been undone.
         var signalled = false
         defer { if signalled { logger.info("counter-fcgi stopped") } }
-        let socket = try ListenSocket.open(config.listen, backlog: config.backlog)
+        let socket = try ListenSocket.open(config.listen, backlog: config.backlog, ioTimeoutMS: config.ioTimeoutMS)
         defer { socket.close() }
         let edgeLog = try config.edgeLogAddress.map { (address) throws(ServerError) in
             try EdgeLogReceiver(address: address, logger: logger)

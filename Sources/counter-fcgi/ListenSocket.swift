@@ -15,11 +15,13 @@ struct ServerError: Error, CustomStringConvertible {
 struct ListenSocket: Sendable {
     let fd: Int32
     let address: ListenAddress
+    /// SO_RCVTIMEO and SO_SNDTIMEO of every accepted connection (`FCGI_IO_TIMEOUT_MS`).
+    private let ioTimeout: timeval
     /// The unix socket's device and inode once bound: the path is removed only while it is still
     /// ours (a newer instance may have replaced it while this one was stopping).
     private var identity: (dev: UInt, ino: UInt)?
 
-    static func open(_ address: ListenAddress, backlog: Int) throws(ServerError) -> ListenSocket {
+    static func open(_ address: ListenAddress, backlog: Int, ioTimeoutMS: Int) throws(ServerError) -> ListenSocket {
         let fd: Int32
         switch address {
         case .unix(let path):
@@ -32,14 +34,16 @@ struct ListenSocket: Sendable {
             _ = Glibc.close(fd)
             throw ServerError(description: "cannot listen on \(address): \(reason)")
         }
-        var socket = ListenSocket(fd: fd, address: address)
+        let timeout = timeval(tv_sec: ioTimeoutMS / 1000, tv_usec: (ioTimeoutMS % 1000) * 1000)
+        var socket = ListenSocket(fd: fd, address: address, ioTimeout: timeout)
         if case .unix(let path) = address { socket.identity = identity(of: path) }
         return socket
     }
 
-    private init(fd: Int32, address: ListenAddress) {
+    private init(fd: Int32, address: ListenAddress, ioTimeout: timeval) {
         self.fd = fd
         self.address = address
+        self.ioTimeout = ioTimeout
     }
 
     /// Non-blocking: the workers learn from ``ConnectionPoller`` that a connection waits, and
@@ -48,7 +52,8 @@ struct ListenSocket: Sendable {
 
     /// What one accept(2) gave.
     enum Accepted {
-        /// A new connection (blocking, as libfcgi reads and writes it).
+        /// A new connection: blocking, as libfcgi reads and writes it, with both directions bounded
+        /// by the I/O timeout (a read or write that stalls fails, and the request with it).
         case connection(Int32)
         /// None is queued (EAGAIN), or the socket stopped accepting and none is left (EINVAL).
         case none
@@ -60,7 +65,17 @@ struct ListenSocket: Sendable {
     func acceptConnection() -> Accepted {
         while true {
             let connection = accept(fd, nil, nil)
-            if connection >= 0 { return .connection(connection) }
+            if connection >= 0 {
+                var timeout = ioTimeout
+                let size = socklen_t(MemoryLayout<timeval>.size)
+                guard setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, size) == 0,
+                      setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, size) == 0 else {
+                    let reason = lastError()
+                    _ = Glibc.close(connection)
+                    return .failed("cannot bound a connection's reads and writes: \(reason)")
+                }
+                return .connection(connection)
+            }
             switch errno {
             case EINTR, ECONNABORTED: continue  // interrupted, or the client left first: try the next
             case EAGAIN, EWOULDBLOCK, EINVAL: return .none

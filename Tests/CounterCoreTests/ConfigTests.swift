@@ -94,6 +94,8 @@ struct ConfigTests {
         Invalid(["FCGI_BACKLOG": "0"], "FCGI_BACKLOG"),
         Invalid(["SHUTDOWN_TIMEOUT_MS": "soon"], "SHUTDOWN_TIMEOUT_MS"),
         Invalid(["SHUTDOWN_TIMEOUT_MS": "0"], "SHUTDOWN_TIMEOUT_MS"),
+        Invalid(["FCGI_IO_TIMEOUT_MS": "0"], "FCGI_IO_TIMEOUT_MS"),
+        Invalid(["FCGI_IO_TIMEOUT_MS": "600001"], "FCGI_IO_TIMEOUT_MS"),
         Invalid(["SHUTDOWN_TIMEOUT_MS": "99"], "SHUTDOWN_TIMEOUT_MS"),
         Invalid(["FCGI_LISTEN": "/tmp/x.sock"], "FCGI_LISTEN"),
         Invalid(["FCGI_LISTEN": "unix:"], "FCGI_LISTEN"),

@@ -44,7 +44,7 @@ def test_help_documents_every_setting():
     out = run_binary(["--help"])
     assert out.returncode == 0
     for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD", "REDIS_USERNAME", "COUNTER_KEY",
-                 "FCGI_LISTEN", "FCGI_THREADS", "FCGI_BACKLOG", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_TIMEOUT_MS",
+                 "FCGI_LISTEN", "FCGI_THREADS", "FCGI_BACKLOG", "FCGI_IO_TIMEOUT_MS", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_TIMEOUT_MS",
                  "SHUTDOWN_TIMEOUT_MS", "IDEMPOTENCY_TTL_SECONDS", "EDGE_LOG_ADDRESS", "DEBUG"):
         assert name in out.stdout, name
 
@@ -245,3 +245,19 @@ def test_a_listener_that_cannot_be_watched_again_stops_the_process_loudly(tmp, r
     assert any(l["message"] == "stopping: the server cannot go on" and l["level"] == "critical" for l in lines)
     assert not responder.socket.exists(), "the socket is removed, as on any stop"
     assert redis.get() == "1"
+
+
+@pytest.mark.parametrize("sends", [b"", b"\x01\x01\x00\x01\x00\x08"], ids=["nothing", "half-a-record"])
+def test_a_stalled_peer_cannot_hold_a_worker(redis, start_responder, sends):
+    # One worker; a peer connects (tcp: as any host allowed to reach it could) and stalls. Within
+    # FCGI_IO_TIMEOUT_MS the worker drops it and serves the next request, and the peer sees its
+    # connection closed.
+    port = free_port()
+    responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "FCGI_THREADS": "1",
+                                 "FCGI_LISTEN": f"tcp:127.0.0.1:{port}", "FCGI_IO_TIMEOUT_MS": "300"})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as peer:
+        peer.sendall(sends) if sends else None
+        reply = responder.request("POST", "/write", timeout=10)
+        assert reply.status == 200 and reply.json()["value"] == 1
+        peer.settimeout(10)
+        assert peer.recv(64) == b"", "the stalled connection was closed"
