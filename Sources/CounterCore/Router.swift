@@ -41,33 +41,74 @@ public enum Route: String, CaseIterable, Sendable {
     private static let writeMethods = ["POST"]
 }
 
+/// What a request was for, as the metrics label it.
+public enum Endpoint: Sendable, Equatable {
+    /// One of the API's routes.
+    case api(Route)
+    /// The Prometheus exposition (`GET /metrics`), which nginx's internal metrics server alone
+    /// sends here; not an API request, so not counted as one.
+    case metrics
+    /// No route: an unknown path.
+    case unknown
+}
+
+/// The router's answer: the response, and what the caller's metrics need to know of it.
+public struct Routed: Sendable, Equatable {
+    public var response: Response
+    public var endpoint: Endpoint
+    /// A write answered from its idempotency record, not done again.
+    public var replayed: Bool
+}
+
 /// Dispatches a request to a counter operation and builds the response.
 ///
-/// Pure: no I/O of its own beyond the ``CounterStore`` it is handed, so the whole method x path x
-/// status matrix is tested without FastCGI, nginx or Redis.
+/// Pure: no I/O of its own beyond the ``CounterStore`` it is handed and the metrics exposition
+/// it is given, so the whole method x path x status matrix is tested without FastCGI, nginx or Redis.
 public struct Router: Sendable {
     /// The largest request body accepted (and ignored): the API takes none, but some clients send
     /// `{}` or an empty form with a POST.
     public let maxBodyBytes: Int
     private let clock: @Sendable () -> Timestamp
+    private let exposition: (@Sendable () -> Response)?
 
-    /// A router that stamps bodies with `clock` (tests pass a fixed one).
-    public init(maxBodyBytes: Int = 1024, clock: @escaping @Sendable () -> Timestamp = Timestamp.now) {
+    /// A router that stamps bodies with `clock` (tests pass a fixed one) and answers `GET /metrics`
+    /// with `exposition` (nil: /metrics is an unknown path).
+    public init(maxBodyBytes: Int = 1024, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
+                exposition: (@Sendable () -> Response)? = nil) {
         self.maxBodyBytes = maxBodyBytes
         self.clock = clock
+        self.exposition = exposition
     }
+
+    /// The path of the metrics exposition.
+    public static let metricsPath = "/metrics"
 
     /// The response to `request`, never throwing: every failure becomes a problem response.
     public func respond(to request: RequestHead, store: some CounterStore) -> Response {
+        route(request, store: store).response
+    }
+
+    /// The response to `request` and what it was (``Routed``), never throwing.
+    public func route(_ request: RequestHead, store: some CounterStore) -> Routed {
+        guard let route = Route(rawValue: request.path) else {
+            if request.path == Router.metricsPath, let exposition {
+                guard request.method == "GET" else {
+                    return Routed(response: APIError.methodNotAllowed(path: Router.metricsPath, allowed: ["GET"]).response,
+                                  endpoint: .metrics, replayed: false)
+                }
+                return Routed(response: exposition(), endpoint: .metrics, replayed: false)
+            }
+            return Routed(response: APIError.notFound.response, endpoint: .unknown, replayed: false)
+        }
         do {
-            return try dispatch(request, store: store)
+            let (response, replayed) = try dispatch(request, route: route, store: store)
+            return Routed(response: response, endpoint: .api(route), replayed: replayed)
         } catch {
-            return error.response
+            return Routed(response: error.response, endpoint: .api(route), replayed: false)
         }
     }
 
-    private func dispatch(_ request: RequestHead, store: some CounterStore) throws(APIError) -> Response {
-        guard let route = Route(rawValue: request.path) else { throw .notFound }
+    private func dispatch(_ request: RequestHead, route: Route, store: some CounterStore) throws(APIError) -> (Response, Bool) {
         guard route.methods.contains(request.method) else {
             throw .methodNotAllowed(path: route.rawValue, allowed: route.methods)
         }
@@ -77,19 +118,21 @@ public struct Router: Sendable {
             case .livez:
                 var body = JSONObject(capacity: 24)
                 body.add("status", "alive")
-                return ok(body)
+                return (ok(body), false)
             case .health:
-                return health(store)
+                return (health(store), false)
             case .read:
                 let value = try store.read()
                 var body = JSONObject(capacity: 48)
                 body.add("value", value)
                 body.add("timestamp", clock())
-                return ok(body)
+                return (ok(body), false)
             case .write:
-                return written(try store.increment(idempotency: try idempotency(request), now: clock()), .increment)
+                let outcome = try store.increment(idempotency: try idempotency(request), now: clock())
+                return (written(outcome, .increment), outcome.replayed)
             case .reset:
-                return written(try store.reset(idempotency: try idempotency(request), now: clock()), .reset)
+                let outcome = try store.reset(idempotency: try idempotency(request), now: clock())
+                return (written(outcome, .reset), outcome.replayed)
             }
         } catch let error as CounterError {
             throw .counter(error)

@@ -30,8 +30,9 @@ final class FastCGIServer: Sendable {
     init(config: Config, logger: Logger) {
         self.config = config
         self.logger = logger
-        self.router = Router()
-        self.metrics = ServiceMetrics(threads: config.threads)
+        let metrics = ServiceMetrics(threads: config.threads)
+        self.metrics = metrics
+        self.router = Router(exposition: { metrics.response() })
     }
 
     func run() throws(ServerError) {
@@ -205,18 +206,14 @@ final class FastCGIServer: Sendable {
         let requestID = debug ? request.requestID() : nil
         // Always, body or not: after the end of stdin a connection can be kept, or closed at once.
         request.drainBody()
-        // /metrics is not part of the API: only nginx's internal metrics server routes it here.
-        let response = head.path == "/metrics" && head.method == "GET"
-            ? metrics.response()
-            : router.respond(to: head, store: store)
+        let routed = router.route(head, store: store)
+        let response = routed.response
         response.serialize(into: &output, includeBody: head.method != "HEAD")
         let delivered = request.write(output)
         let kept = request.finish(keep: keep)
         let elapsed = MonotonicClock.now() - started
-        requestMetrics.record(path: head.path, status: response.status.code, nanoseconds: elapsed)
-        if !response.headers.isEmpty, response.header("Idempotent-Replayed") != nil {
-            metrics.idempotentReplays.increment()
-        }
+        requestMetrics.record(routed.endpoint, status: response.status.code, nanoseconds: elapsed)
+        if routed.replayed { metrics.idempotentReplays.increment() }
         if debug {
             let micros = elapsed / 1000
             logger.debug("request", metadata: [

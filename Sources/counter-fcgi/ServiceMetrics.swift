@@ -103,12 +103,19 @@ struct RequestMetrics {
     private var requests: [Int: Counter] = [:]
     /// One per route, and one for `other`: indexed, not hashed.
     private var durations = [Timer?](repeating: nil, count: RequestMetrics.routes.count + 1)
-    private static let routes = Route.allCases.map(\.rawValue)
+    private static let allRoutes = Route.allCases
+    private static let routes = allRoutes.map(\.rawValue)
 
-    /// Records one request. Unknown paths share the route label `other` (bounded cardinality).
-    /// One dictionary lookup per request: swift-metrics' Counter and Timer are classes.
-    mutating func record(path: String, status: Int, nanoseconds: UInt64) {
-        let routeIndex = RequestMetrics.routes.firstIndex(of: path) ?? RequestMetrics.routes.count
+    /// Records one request. Unknown paths share the route label `other` (bounded cardinality);
+    /// metrics scrapes are not API requests and are not recorded. One dictionary lookup per
+    /// request: swift-metrics' Counter and Timer are classes.
+    mutating func record(_ endpoint: Endpoint, status: Int, nanoseconds: UInt64) {
+        let routeIndex: Int
+        switch endpoint {
+        case .metrics: return
+        case .api(let route): routeIndex = RequestMetrics.allRoutes.firstIndex(of: route) ?? RequestMetrics.routes.count
+        case .unknown: routeIndex = RequestMetrics.routes.count
+        }
         let route = routeIndex < RequestMetrics.routes.count ? RequestMetrics.routes[routeIndex] : "other"
         let key = routeIndex * 1000 + status
         if let counter = requests[key] {

@@ -138,3 +138,29 @@ struct RouterTests {
         #expect(store.writes == (status == 200 ? 1 : 0))
     }
 }
+
+@Suite("What the router tells the metrics")
+struct RoutedTests {
+    let router = Router(clock: { Timestamp(seconds: 1_764_417_600, microseconds: 0) },
+                        exposition: { Response(status: .ok, contentType: .prometheusText, body: Array("up 1\n".utf8)) })
+
+    @Test func metricsIsRoutedLikeAnyPath() {
+        let store = MemoryCounterStore()
+        let scrape = router.route(RequestHead(method: "GET", path: "/metrics"), store: store)
+        #expect(scrape.endpoint == .metrics && scrape.response.status == .ok && scrape.response.bodyText == "up 1\n")
+        let post = router.route(RequestHead(method: "POST", path: "/metrics"), store: store)
+        #expect(post.endpoint == .metrics && post.response.status == .methodNotAllowed && post.response.header("Allow") == "GET")
+        // Without an exposition (the unit tests' router, a build without metrics) it is unknown.
+        let plain = Router().route(RequestHead(method: "GET", path: "/metrics"), store: store)
+        #expect(plain.endpoint == .unknown && plain.response.status == .notFound)
+    }
+
+    @Test func aReplayIsAValueNotAHeaderReadBack() {
+        let store = MemoryCounterStore()
+        let first = router.route(RequestHead(method: "POST", path: "/write", idempotencyKey: "k-1", client: "c"), store: store)
+        let again = router.route(RequestHead(method: "POST", path: "/write", idempotencyKey: "k-1", client: "c"), store: store)
+        #expect(first.endpoint == .api(.write) && !first.replayed)
+        #expect(again.replayed && again.response.header("Idempotent-Replayed") == "true")
+        #expect(router.route(RequestHead(method: "GET", path: "/nope"), store: store).endpoint == .unknown)
+    }
+}

@@ -56,6 +56,18 @@ def test_metrics_count_requests_by_route_and_status(stack):
     assert sample(text, "counter_workers_busy") == 1, "the scrape itself is being served"
 
 
+def test_scrapes_are_not_api_requests_and_open_no_connection(stack):
+    assert stack.curl("GET", "/read", KEY_READ).status == 200  # nginx now holds a kept connection
+    _, first = scrape(stack)
+    for _ in range(5):
+        assert scrape(stack)[0] == 200
+    _, text = scrape(stack)
+    assert "route=\"other\"" not in text, "a scrape is not counted as a request for an unknown path"
+    assert "route=\"/metrics\"" not in text
+    accepted = sample(text, "counter_fastcgi_connections_total") - sample(first, "counter_fastcgi_connections_total")
+    assert accepted == 0, "scrapes reuse nginx's kept connections"
+
+
 def test_redis_errors_and_reconnects_are_counted(stack):
     assert stack.curl("GET", "/read", KEY_READ).status == 200
     stack.redis.kill()
