@@ -39,10 +39,14 @@ final class EdgeLogReceiver {
     }
 
     /// Stops the thread, waits for it (it wakes from recv(2) at least every 200 ms), then closes
-    /// the socket: never closed under a thread still reading it.
-    func stop() {
+    /// the socket: never closed under a thread still reading it. The wait is bounded (1 s): should
+    /// the thread not come back, the socket is left to the process's exit rather than closed under it.
+    func stop(logger: Logger) {
         socket.stopping.store(true, ordering: .relaxed)
-        thread.join()
+        guard WorkerThread.join([thread], before: MonotonicClock.now() + 1_000_000_000) == 0 else {
+            logger.warning("edge log receiver did not stop in time")
+            return
+        }
         socket.close()
     }
 }
@@ -73,11 +77,17 @@ private final class EdgeLogSocket: Sendable {
             _ = Glibc.close(fd)
             throw ServerError(description: "cannot bind edge log address udp:\(address): \(reason)")
         }
+        // A larger buffer only means fewer drops (counted either way): a refusal is not fatal.
         var bufferBytes: Int32 = 4 << 20
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferBytes, socklen_t(MemoryLayout<Int32>.size))
-        // recv(2) wakes at least this often to notice shutdown.
+        // recv(2) wakes at least this often to notice the stop; without it the stop would wait on
+        // a datagram that may never come, so a refusal stops the start.
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            let reason = lastError()
+            _ = Glibc.close(fd)
+            throw ServerError(description: "cannot set the edge log socket's receive timeout: \(reason)")
+        }
         self.fd = fd
     }
 

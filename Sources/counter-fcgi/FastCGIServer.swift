@@ -48,7 +48,7 @@ final class FastCGIServer: Sendable {
         let edgeLog = try config.edgeLogAddress.map { (address) throws(ServerError) in
             try EdgeLogReceiver(address: address, logger: logger)
         }
-        defer { edgeLog?.stop() }
+        defer { edgeLog?.stop(logger: logger) }
         // Every worker's FastCGI request is made here, so a failure stops the start with one line
         // instead of leaving a worker that silently never serves.
         let poller = try ConnectionPoller(listenFD: socket.fd)

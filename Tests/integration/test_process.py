@@ -1,7 +1,6 @@
 """The process itself: settings, the socket, logs and signals."""
 import json
 import os
-import shutil
 import re
 import signal
 import socket
@@ -11,6 +10,7 @@ import subprocess
 import pytest
 
 from conftest import BINARY, ROOT, free_port, wait_for
+from faults import fault_library
 
 
 def run_binary(args=(), env=None, timeout=10):
@@ -206,37 +206,11 @@ def test_nginx_started_as_root_runs_its_workers_unprivileged(stack):
     assert stack.curl("GET", "/livez").status == 200, "and they reach the 0660 socket through its group"
 
 
-# epoll_ctl that refuses every EPOLL_CTL_MOD after the first FAIL_MODS_AFTER, as the kernel does
-# when it runs out of memory: loaded with LD_PRELOAD, so the real binary meets a real failure.
-EPOLL_FAULT_C = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <sys/epoll.h>
-static int mods;
-int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
-    static int (*real)(int, int, int, struct epoll_event *);
-    if (!real) real = (int (*)(int, int, int, struct epoll_event *))dlsym(RTLD_NEXT, "epoll_ctl");
-    const char *after = getenv("FAIL_MODS_AFTER");
-    if (op == EPOLL_CTL_MOD && __atomic_add_fetch(&mods, 1, __ATOMIC_SEQ_CST) > (after ? atoi(after) : 0)) {
-        errno = ENOMEM;
-        return -1;
-    }
-    return real(epfd, op, fd, event);
-}
-"""
-
-
 def test_a_listener_that_cannot_be_watched_again_stops_the_process_loudly(tmp, redis, start_responder):
-    source = tmp / "epoll_fault.c"
-    source.write_text(EPOLL_FAULT_C)
-    library = tmp / "epoll_fault.so"
-    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"], check=True, timeout=60)
+    library = fault_library(tmp)
     # The readiness check's request re-arms once; the next request's re-arm is refused for good.
     responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "FCGI_THREADS": "2",
-                                 "LD_PRELOAD": str(library), "FAIL_MODS_AFTER": "1"})
+                                 "LD_PRELOAD": str(library), "FAIL_EPOLL_MODS_AFTER": "1"})
     assert responder.request("POST", "/write").json()["value"] == 1, "the connection in hand is answered"
     # Not deaf and alive: it says why and stops, with status 1, so its supervisor starts another.
     assert responder.proc.wait(timeout=20) == 1
@@ -261,3 +235,16 @@ def test_a_stalled_peer_cannot_hold_a_worker(redis, start_responder, sends):
         assert reply.status == 200 and reply.json()["value"] == 1
         peer.settimeout(10)
         assert peer.recv(64) == b"", "the stalled connection was closed"
+
+
+def test_an_edge_log_socket_that_cannot_time_out_stops_the_start(tmp, redis):
+    # Its receive timeout is what lets the stop end the receiving thread: refused, the start stops
+    # with one line instead of a process whose every stop would hang on that thread.
+    library = fault_library(tmp)
+    env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "FCGI_LISTEN": f"unix:{tmp / 'edge.sock'}",
+           "EDGE_LOG_ADDRESS": f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", "LD_PRELOAD": str(library),
+           "FAIL_SO_RCVTIMEO": "1"}
+    out = run_binary(env=env, timeout=20)
+    assert out.returncode == 1
+    assert "cannot set the edge log socket's receive timeout" in out.stderr, out.stderr
+    assert not (tmp / "edge.sock").exists(), "the socket is removed again"
