@@ -2,9 +2,9 @@
 // counter-fcgi: a FastCGI counter responder on libfcgi and hiredis, fronted by nginx.
 import PackageDescription
 
+// Linux only: the workers wait on epoll, and the C libraries come from Debian's packages.
 let package = Package(
     name: "counter-fcgi",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "counter-fcgi", targets: ["counter-fcgi"])
     ],

@@ -53,8 +53,8 @@ print(f"logged={len(times)} slowest_s={max(times):.3f} over_1s={sum(t >= 1.0 for
 PY
 )
   after=$(accepted "$metrics_port")
-  # The second scrape's own connection (the metrics location does not keep) is not the load's.
-  churn=$(awk -v a="$before" -v b="$((after - 1))" -v n="$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$result")" \
+  # Scrapes go over nginx's kept connections too: only the load's new connections are counted.
+  churn=$(awk -v a="$before" -v b="$after" -v n="$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$result")" \
     'BEGIN { if (n > 0) printf "%.3f", (b - a) / n; else print "-" }')
   printf '%-9s %s new_conns_per_request=%s %s\n' "$variant" "$result" "$churn" "$slow"
   kill -TERM "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true

@@ -1,7 +1,29 @@
--- wrk script for bench/run.sh: sets the method from WRK_METHOD (POST sends no body) and prints
--- one machine-readable RESULT line at the end, including the count of non-2xx answers, so a rate
--- is never read without its error count.
+-- wrk script for the bench scripts: sets the method from WRK_METHOD (POST sends no body), with
+-- WRK_IDEMPOTENCY=1 gives every request its own Idempotency-Key (exactly-once writes, as a careful
+-- client sends them), and prints one machine-readable RESULT line at the end, including the count
+-- of non-2xx answers, so a rate is never read without its error count.
 wrk.method = os.getenv("WRK_METHOD") or "GET"
+local idempotent = os.getenv("WRK_IDEMPOTENCY") == "1"
+
+-- Each wrk thread has its own Lua state: a thread number set from the main state keeps the keys
+-- of different threads apart, and a run id keeps them apart across runs on the same Redis.
+local threads = 0
+local run = tostring(os.time())
+function setup(thread)
+   threads = threads + 1
+   thread:set("thread_id", threads)
+   thread:set("run_id", run)
+end
+
+local sent = 0
+function request()
+   if not idempotent then return wrk.request() end
+   sent = sent + 1
+   local headers = {}
+   for name, value in pairs(wrk.headers) do headers[name] = value end
+   headers["Idempotency-Key"] = string.format("bench-%s-%d-%d", run_id, thread_id, sent)
+   return wrk.format(nil, nil, headers)
+end
 
 function done(summary, latency, requests)
    local errors = summary.errors

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs and configures what the container checks need (issue: images, compose, pod, manifests),
+# Installs and configures what the container checks need (images, compose, pod, manifests),
 # on a machine with no registry and no cluster: podman (builds the images, runs the pod with
 # `podman kube play`), the Docker engine and docker-compose v1 (run docker/compose.yaml), debootstrap
 # (local stand-ins for base images), and the offline validators. Safe to run again.

@@ -79,8 +79,8 @@ public struct Response: Sendable, Equatable {
     }
 }
 
-/// Appends the text's bytes in one copy (appending `text.utf8` goes byte by byte: measured, about
-/// 500 instructions per response).
+/// Appends the text's bytes in one copy: appending `text.utf8` would go byte by byte, on every
+/// response (docs/performance.md has the cost).
 private func append(_ text: String, to buffer: inout [UInt8]) {
     var text = text
     text.withUTF8 { buffer.append(contentsOf: $0) }

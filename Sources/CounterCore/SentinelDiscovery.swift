@@ -1,20 +1,3 @@
-/// A TCP address of a Redis server or Sentinel, `host:port` (IPv6 in brackets).
-public struct HostPort: Sendable, Hashable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    public init(parsing text: String) throws(ConfigError.Reason) {
-        (host, port) = try splitHostPort(Substring(text), example: "10.0.0.5:26379")
-    }
-
-    public var description: String { hostPortText(host, port) }
-}
-
 /// How counter-fcgi finds the primary when Redis runs with Sentinel (`REDIS_SENTINELS`).
 public struct SentinelSettings: Sendable, Equatable {
     /// The Sentinels, asked in turn.
@@ -101,17 +84,5 @@ public struct SentinelDiscovery: Sendable {
     public static func role(from reply: RedisReply) -> String? {
         guard case .array(let items) = reply, let first = items.first else { return nil }
         return first.text
-    }
-}
-
-/// What `WAIT numreplicas timeout` said about a write: enough replicas acknowledged it, or fewer
-/// (the write may survive a failover or not: the client is told 503, never 200).
-public enum ReplicaAcknowledgement: Equatable, Sendable {
-    case enough
-    case shortfall(acknowledged: Int, required: Int)
-
-    public init?(reply: RedisReply, required: Int) {
-        guard case .integer(let count) = reply else { return nil }
-        self = count >= Int64(required) ? .enough : .shortfall(acknowledged: Int(count), required: required)
     }
 }

@@ -61,18 +61,10 @@ private final class EdgeLogSocket: Sendable {
     /// Binds the UDP socket.
     init(address: EdgeLogAddress, logger: Logger) throws(ServerError) {
         self.logger = logger
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
-        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(address.host, String(address.port), &hints, &result) == 0, let first = result else {
-            throw ServerError(description: "cannot use edge log address \(address)")
-        }
-        defer { freeaddrinfo(result) }
-        let fd = socket(first.pointee.ai_family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let resolved = try SocketAddress(host: address.host, port: address.port, type: Int32(SOCK_DGRAM.rawValue), numericHost: true)
+        let fd = socket(resolved.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ServerError(description: "cannot create the edge log socket: \(lastError())") }
-        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+        guard resolved.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
             let reason = lastError()
             _ = Glibc.close(fd)
             throw ServerError(description: "cannot bind edge log address udp:\(address): \(reason)")

@@ -1,4 +1,3 @@
-private import CFastCGI
 import CounterCore
 import Logging
 import Synchronization
@@ -36,8 +35,8 @@ final class FastCGIServer: Sendable {
     }
 
     func run() throws(ServerError) {
-        guard FCGX_Init() == 0 else { throw ServerError(description: "FCGX_Init failed") }
-        // After FCGX_Init, which installs libfcgi's own handlers, and before any thread exists.
+        try FastCGIRequest.initializeLibrary()
+        // After libfcgi's set-up, which installs its own handlers, and before any thread exists.
         Signals.prepare()
 
         // Runs last, after every other step below has been undone.

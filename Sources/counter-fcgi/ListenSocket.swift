@@ -3,11 +3,6 @@ import CounterCore
 import Glibc
 #endif
 
-/// Why the server could not start or run; the description is the one line printed at exit.
-struct ServerError: Error, CustomStringConvertible {
-    let description: String
-}
-
 /// The listening socket for FastCGI connections, made by us rather than `FCGX_OpenSocket`: that
 /// call unlinks whatever is at the path (even a live instance's socket), creates it with the
 /// umask's mode, and binds TCP to every interface. Here a unix socket is created with mode 0660
@@ -123,13 +118,10 @@ struct ListenSocket: Sendable {
         }
         let fd = socket(AF_UNIX, ListenSocket.kind, 0)
         guard fd >= 0 else { throw ServerError(description: "cannot create a unix socket: \(lastError())") }
-        var address = unixAddress(path)
         // The mode is set through the umask so the socket never exists with a wider one:
         // owner and group (nginx's) may connect, nobody else.
         let oldMask = umask(0o117)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = SocketAddress(unixPath: path).withSockaddr { bind(fd, $0, $1) }
         umask(oldMask)
         guard bound == 0 else {
             let reason = lastError()
@@ -144,46 +136,20 @@ struct ListenSocket: Sendable {
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard probe >= 0 else { return false }
         defer { _ = Glibc.close(probe) }
-        var address = unixAddress(path)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        } == 0
-    }
-
-    private static func unixAddress(_ path: String) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)  // length checked by ListenAddress
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: bytes.prefix(buffer.count - 1))
-        }
-        return address
+        return SocketAddress(unixPath: path).withSockaddr { connect(probe, $0, $1) } == 0
     }
 
     private static func openTCP(host: String, port: Int) throws(ServerError) -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &result)
-        guard status == 0, let first = result else {
-            throw ServerError(description: "cannot resolve listen host \(host): \(String(cString: gai_strerror(status)))")
-        }
-        defer { freeaddrinfo(result) }
-        let fd = socket(first.pointee.ai_family, ListenSocket.kind, 0)
+        let address = try SocketAddress(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), passive: true)
+        let fd = socket(address.family, ListenSocket.kind, 0)
         guard fd >= 0 else { throw ServerError(description: "cannot create a TCP socket: \(lastError())") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+        guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
             let reason = lastError()
             _ = Glibc.close(fd)
             throw ServerError(description: "cannot bind tcp:\(host):\(port): \(reason)")
         }
         return fd
     }
-}
-
-func lastError() -> String {
-    String(cString: strerror(errno))
 }

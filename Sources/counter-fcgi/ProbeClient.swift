@@ -47,35 +47,14 @@ enum ProbeClient {
 
     /// A non-blocking socket connected to `address` before `deadline`.
     private static func connect(_ address: ListenAddress, deadline: UInt64) throws(ServerError) -> Int32 {
-        let family: Int32
-        var storage = sockaddr_storage()
-        let length: socklen_t
+        let target: SocketAddress
         switch address {
-        case .unix(let path):
-            family = AF_UNIX
-            var unixAddress = sockaddr_un()
-            unixAddress.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &unixAddress.sun_path) { $0.copyBytes(from: path.utf8.prefix($0.count - 1)) }
-            withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: withUnsafeBytes(of: unixAddress) { Array($0) }) }
-            length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        case .tcp(let host, let port):
-            var hints = addrinfo()
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            hints.ai_flags = AI_NUMERICSERV
-            var result: UnsafeMutablePointer<addrinfo>?
-            guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
-                throw ServerError(description: "cannot resolve \(host)")
-            }
-            defer { freeaddrinfo(result) }
-            family = first.pointee.ai_family
-            length = first.pointee.ai_addrlen
-            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(length))) }
+        case .unix(let path): target = SocketAddress(unixPath: path)
+        case .tcp(let host, let port): target = try SocketAddress(host: host, port: port, type: Int32(SOCK_STREAM.rawValue))
         }
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw ServerError(description: "cannot create a socket: \(lastError())") }
-        let status = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
-        }
+        let status = target.withSockaddr { Glibc.connect(fd, $0, $1) }
         if status != 0 {
             let reason = errno
             guard reason == EINPROGRESS || reason == EAGAIN else {

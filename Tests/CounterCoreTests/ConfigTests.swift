@@ -18,7 +18,7 @@ struct ConfigTests {
         #expect(config.debug == false)
     }
 
-    @Test func seedVariables() throws {
+    @Test func originalFlaskServiceVariables() throws {
         let config = try Config(environment: [
             "REDIS_HOST": "redis.internal", "REDIS_PORT": "6380", "REDIS_DB": "3",
             "REDIS_PASSWORD": "s3cret", "DEBUG": "true",

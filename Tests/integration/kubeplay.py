@@ -4,7 +4,7 @@ podman has no cluster: it runs the Deployment's pod template as one pod. The tes
 cluster would provide: the Secrets (test values), one replica, the nginx port published on
 127.0.0.1 (hostPort), and a Redis container beside the app in the same pod (REDIS_HOST 127.0.0.1,
 so no traffic leaves the pod but the published port on loopback). Debian 12's podman 4.3 crashes
-on secret volumes (podman issue 16636), so the test Secrets are given as ConfigMaps of the same
+on secret volumes (podman's issue #16636), so the test Secrets are given as ConfigMaps of the same
 name and content, mounted at the same paths.
 """
 import sys

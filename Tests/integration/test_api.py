@@ -40,7 +40,7 @@ def test_read_write_reset_cycle(responder, redis):
     assert responder.request("GET", "/read").json()["value"] == 0
 
 
-def test_body_shapes_match_the_seed(responder):
+def test_body_shapes_match_the_original_flask_service(responder):
     assert list(responder.request("GET", "/read").json()) == ["value", "timestamp"]
     assert list(responder.request("POST", "/write").json()) == ["value", "operation", "timestamp"]
     assert list(responder.request("POST", "/reset").json()) == ["value", "operation", "timestamp"]

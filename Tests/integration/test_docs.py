@@ -146,7 +146,11 @@ def test_every_marked_block_is_run_by_a_test():
 
 def test_nothing_refers_to_files_outside_the_repository():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    pattern = re.compile(r"\.\./shared|shared/anchors|the seed\b|issue notes", re.I)
+    # Words of the team's own process, not the product's: the original service is "the original
+    # Flask service", never "the seed", also in identifiers (`_seed`, `seedVariables`; a random
+    # seed given as `--seed` is fine); no "issue" or "session" of ours in what users read.
+    pattern = re.compile(r"\.\./shared|shared/anchors|(?<![A-Za-z-])[Ss]eed(?![a-z])|[Ii]ssue (notes|\d+)|\b(issue:|"
+                         r"(last|earlier|this|next) sessions?\b)")
     offenders = []
     for name in tracked:
         path = ROOT / name

@@ -20,6 +20,7 @@ def assert_problem(reply, status, detail=None):
     body = reply.json()
     assert body["type"] == "about:blank" and body["status"] == status and body["title"]
     assert body["error"] == body["detail"]
+    assert reply.headers.get("cache-control") == "no-store", "no cache in between keeps a refusal"
     if detail is not None:
         assert body["detail"] == detail, body
     return body

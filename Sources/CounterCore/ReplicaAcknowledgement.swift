@@ -1,0 +1,11 @@
+/// What `WAIT numreplicas timeout` said about a write: enough replicas acknowledged it, or fewer
+/// (the write may survive a failover or not: the client is told 503, never 200).
+public enum ReplicaAcknowledgement: Equatable, Sendable {
+    case enough
+    case shortfall(acknowledged: Int, required: Int)
+
+    public init?(reply: RedisReply, required: Int) {
+        guard case .integer(let count) = reply else { return nil }
+        self = count >= Int64(required) ? .enough : .shortfall(acknowledged: Int(count), required: required)
+    }
+}
