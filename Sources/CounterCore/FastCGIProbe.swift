@@ -16,8 +16,7 @@ public enum FastCGIProbe {
         // role FCGI_RESPONDER (1), flags 0: the responder closes the connection after answering.
         append(record: 1, content: [0, 1, 0, 0, 0, 0, 0, 0], to: &bytes)
         var params: [UInt8] = []
-        for (name, value) in [("REQUEST_METHOD", method), ("DOCUMENT_URI", path), ("REQUEST_URI", path),
-                              ("SCRIPT_NAME", path), ("SERVER_PROTOCOL", "HTTP/1.1")] {
+        for (name, value) in [("REQUEST_METHOD", method), ("DOCUMENT_URI", path)] {
             appendLength(name.utf8.count, to: &params)
             appendLength(value.utf8.count, to: &params)
             params.append(contentsOf: name.utf8)

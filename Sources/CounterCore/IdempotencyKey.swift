@@ -85,23 +85,6 @@ public struct WriteOutcome: Sendable, Equatable {
     }
 }
 
-extension WriteOutcome {
-    /// The stored form of a first outcome, `operation:value:timestamp` (what the Redis script keeps).
-    public func record(of operation: WriteOperation) -> String {
-        "\(operation.rawValue):\(value):\(timestamp.text)"
-    }
-
-    /// Reads a stored record back; nil if it is not one.
-    public static func parse(record: String) -> (WriteOperation, WriteOutcome)? {
-        let parts = record.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, let operation = WriteOperation(rawValue: String(parts[0])),
-              let value = CounterValue.parse(Array(parts[1].utf8)), let timestamp = Timestamp(text: String(parts[2])) else {
-            return nil
-        }
-        return (operation, WriteOutcome(value: value, replayed: false, timestamp: timestamp))
-    }
-}
-
 /// The two writes, as they are named in bodies and in stored idempotency records.
 public enum WriteOperation: String, Sendable {
     case increment

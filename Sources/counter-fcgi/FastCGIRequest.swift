@@ -54,16 +54,47 @@ final class FastCGIRequest: @unchecked Sendable {
     /// Reads the request waiting on `connection` (the begin record and the params). False when
     /// there was none to read: the web server closed a kept connection, or sent something that is
     /// not a request; libfcgi has then closed the connection.
-    ///
-    /// libfcgi's `FCGX_Accept_r` uses a connection it already holds (`ipcFd`) instead of
-    /// accepting, and first "finishes" the previous request, which would close that connection
-    /// unless it is marked kept; both are fields of the public `FCGX_Request`, with no API.
     func begin(on connection: Int32) -> Bool {
-        request.pointee.ipcFd = connection
-        request.pointee.keepConnection = 1
+        hand(connection)
         stdinComplete = false
         return FCGX_Accept_r(request) >= 0
     }
+
+    // MARK: The connection handover: the only writes to libfcgi's struct
+    //
+    // libfcgi has no API for serving a connection it did not accept, so these write fields of the
+    // public `FCGX_Request` that fcgiapp.h marks "don't use". They rest on what libfcgi 2.4.2 (Debian 12's
+    // libfcgi-dev, which the package builds against) does, read in its fcgiapp.c:
+    // - `FCGX_Accept_r` accepts only while `ipcFd` < 0; given a connection, it reads the request
+    //   from it;
+    // - finishing a request (`FCGX_Finish_r`, or the finish inside the next `FCGX_Accept_r`)
+    //   closes `ipcFd` unless `keepConnection` is set, and sets `keepConnection` from the begin
+    //   record's FCGI_KEEP_CONN flag while reading a request;
+    // - after a kept finish `ipcFd` still holds the connection (-1 if libfcgi closed it on error).
+    // test_fastcgi_handover.py pins the version and the header's fields, and the keep-alive tests
+    // (a request after a request on one connection, a prompt stop) check the behaviour itself.
+
+    /// Gives libfcgi `connection` to read the next request from, marked kept so that the finish
+    /// inside `FCGX_Accept_r` does not close it.
+    private func hand(_ connection: Int32) {
+        request.pointee.ipcFd = connection
+        request.pointee.keepConnection = 1
+    }
+
+    /// Takes the connection back from libfcgi after a kept finish; nil if libfcgi closed it.
+    private func takeConnection() -> Int32? {
+        let connection = request.pointee.ipcFd
+        request.pointee.ipcFd = -1
+        return connection >= 0 ? connection : nil
+    }
+
+    /// Makes the next finish close the connection, whatever the web server asked.
+    private func closeOnFinish() {
+        request.pointee.keepConnection = 0
+    }
+
+    /// Whether the web server asked to keep the connection (FCGI_KEEP_CONN) for this request.
+    private var webServerKeeps: Bool { request.pointee.keepConnection != 0 }
 
     /// Sends the response's end and either hands the connection back (returned, for the caller to
     /// watch for its next request) or closes it (nil).
@@ -80,16 +111,12 @@ final class FastCGIRequest: @unchecked Sendable {
     /// has: the answer sits in its socket. So then we close at once (FCGX_Detach: a plain close),
     /// else libfcgi lingers, which costs system calls and a wait on nginx for nothing.
     func finish(keep: Bool) -> Int32? {
-        let kept = keep && stdinComplete && request.pointee.keepConnection != 0
-        if kept {
+        if keep && stdinComplete && webServerKeeps {
             _ = FCGX_Attach(request)  // should libfcgi close it on an error, it lingers
-            // libfcgi leaves the connection open (or closes it itself on an error, setting -1).
             FCGX_Finish_r(request)
-            let connection = request.pointee.ipcFd
-            request.pointee.ipcFd = -1
-            return connection >= 0 ? connection : nil
+            return takeConnection()
         }
-        request.pointee.keepConnection = 0
+        closeOnFinish()
         if unixSocket, stdinComplete {
             _ = FCGX_Detach(request)
         } else {
@@ -105,14 +132,9 @@ final class FastCGIRequest: @unchecked Sendable {
     func head() -> RequestHead {
         params = Params(request.pointee.envp)
         let method = params.method.map { String(cString: $0) } ?? ""
-        let path: String
-        if let uri = params.documentURI, uri.pointee != 0 {
-            path = String(cString: uri)
-        } else if let uri = params.requestURI, uri.pointee != 0 {
-            path = String(String(cString: uri).prefix { $0 != "?" })
-        } else {
-            path = params.scriptName.map { String(cString: $0) } ?? ""
-        }
+        // nginx's normalised path without the query (DOCUMENT_URI is `$uri`): the only path the
+        // router is given, so `/read/../read` or `/read?x` cannot be routed around nginx's checks.
+        let path = params.documentURI.map { String(cString: $0) } ?? ""
         var head = RequestHead(method: method, path: path, contentLength: params.contentLength.map { String(cString: $0) })
         if method == "POST" {
             // Only writes take an idempotency key and name their caller in the log.
@@ -122,18 +144,19 @@ final class FastCGIRequest: @unchecked Sendable {
         return head
     }
 
-    /// The request id nginx passes (`REQUEST_ID`, or the client's `X-Request-ID` header); after
-    /// ``head()``, before the next accept.
+    /// The request id nginx passes (`REQUEST_ID`: the client's sane `X-Request-ID`, or nginx's
+    /// own); after ``head()``, before the next accept.
     func requestID() -> String? {
-        (params.requestID ?? params.headerRequestID).map { String(cString: $0) }
+        params.requestID.map { String(cString: $0) }
     }
 
     private var params = Params(nil)
 
-    /// Pointers to the values of the params the service reads, valid until the next accept.
+    /// Pointers to the values of the params the service reads, valid until the next accept: the
+    /// six nginx sends (nginx/fastcgi-pass.conf), no others.
     private struct Params {
-        var method, documentURI, requestURI, scriptName, contentLength: UnsafePointer<CChar>?
-        var idempotencyKey, keyName, requestID, headerRequestID: UnsafePointer<CChar>?
+        var method, documentURI, contentLength: UnsafePointer<CChar>?
+        var idempotencyKey, keyName, requestID: UnsafePointer<CChar>?
 
         /// One pass over `NAME=value` entries (a NULL-terminated array): `strchr` finds each
         /// `=`, the name's length picks the candidates, one `memcmp` confirms.
@@ -146,13 +169,10 @@ final class FastCGIRequest: @unchecked Sendable {
                 func named(_ name: StaticString) -> Bool { memcmp(pair, name.utf8Start, name.utf8CodeUnitCount) == 0 }
                 switch pair.distance(to: equals) {
                 case 10 where named("REQUEST_ID"): requestID = value
-                case 11 where named("REQUEST_URI"): requestURI = value
-                case 11 where named("SCRIPT_NAME"): scriptName = value
                 case 12 where named("DOCUMENT_URI"): documentURI = value
                 case 12 where named("API_KEY_NAME"): keyName = value
                 case 14 where named("REQUEST_METHOD"): method = value
                 case 14 where named("CONTENT_LENGTH"): contentLength = value
-                case 17 where named("HTTP_X_REQUEST_ID"): headerRequestID = value
                 case 20 where named("HTTP_IDEMPOTENCY_KEY"): idempotencyKey = value
                 default: break
                 }

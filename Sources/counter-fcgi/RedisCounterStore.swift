@@ -72,57 +72,34 @@ final class RedisCounterStore: CounterStore {
         }
     }
 
-    /// A write with an idempotency key: one Lua script checks for the key's first outcome and, if
-    /// there is none, does the write and records its outcome with the retention TTL. Being one
-    /// script it is atomic, so two requests with one key are never both applied (the second sees
-    /// the first's record), and it is safe to retry on a fresh connection.
+    /// A write with an idempotency key: one Lua script (``IdempotencyRecord/writeOnceScript``)
+    /// checks for the key's first outcome and, if there is none, does the write and records its
+    /// outcome with the retention TTL. Being one script it is atomic, so two requests with one key
+    /// are never both applied (the second sees the first's record), and it is safe to retry on a
+    /// fresh connection. The script is loaded once per connection's server; if Redis lost it (a
+    /// restart, `SCRIPT FLUSH`: NOSCRIPT, nothing ran) it is loaded again and the call repeated once.
     private func idempotentWrite(_ operation: WriteOperation, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
-        for attempt in 0..<2 {
-            let sha = try scriptSHA()
-            let command = RedisCommand(["EVALSHA", sha, "2", config.counterKey, key.storageKey(counterKey: config.counterKey),
-                                        operation.rawValue, String(config.idempotencyTTLSeconds),
-                                        now.text])
-            switch try execute(command, idempotent: true, write: true) {
-            case .array(let items) where items.count == 2:
-                guard case .integer(let replayed) = items[0], case .string(let record) = items[1],
-                      let (firstOperation, outcome) = WriteOutcome.parse(record: String(decoding: record, as: UTF8.self)) else { break }
-                guard firstOperation == operation else { throw .idempotencyKeyReused(firstUsedFor: firstOperation) }
-                return WriteOutcome(value: outcome.value, replayed: replayed == 1, timestamp: outcome.timestamp)
-            case .error(let message) where message.hasPrefix("NOSCRIPT") && attempt == 0:
-                loadedSHA = nil  // the script cache was flushed: load it again, once
-                continue
-            case let other:
-                throw classify(other, command: "EVALSHA")
-            }
+        let arguments = [config.counterKey, key.storageKey(counterKey: config.counterKey), operation.rawValue,
+                         String(config.idempotencyTTLSeconds), now.text]
+        var reply = try execute(RedisCommand(["EVALSHA", try scriptSHA(), "2"] + arguments), idempotent: true, write: true)
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            loadedSHA = nil
+            reply = try execute(RedisCommand(["EVALSHA", try scriptSHA(), "2"] + arguments), idempotent: true, write: true)
+        }
+        guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
+        guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1],
+              let (firstOperation, outcome) = IdempotencyRecord.parse(String(decoding: record, as: UTF8.self)) else {
             throw classify(.error("malformed idempotency record"), command: "EVALSHA")
         }
-        throw .unavailable(reason: "script cache flushed twice")
+        guard firstOperation == operation else { throw .idempotencyKeyReused(firstUsedFor: firstOperation) }
+        return WriteOutcome(value: outcome.value, replayed: replayed == 1, timestamp: outcome.timestamp)
     }
-
-    /// The write-once script. KEYS: counter, record. ARGV: operation, TTL seconds, timestamp.
-    /// Returns {1, record} for a replay, {0, record} for a new write; the record is
-    /// "operation:value:timestamp". A failing INCR (not an integer, overflow) aborts it unrecorded.
-    static let writeOnceScript = """
-        local record = redis.call('GET', KEYS[2])
-        if record then return {1, record} end
-        local value = '0'
-        if ARGV[1] == 'increment' then
-          redis.call('INCR', KEYS[1])
-          -- Read the value back as a string: Lua numbers are doubles, exact only up to 2^53.
-          value = redis.call('GET', KEYS[1])
-        else
-          redis.call('SET', KEYS[1], '0')
-        end
-        record = ARGV[1] .. ':' .. value .. ':' .. ARGV[3]
-        redis.call('SET', KEYS[2], record, 'EX', tonumber(ARGV[2]))
-        return {0, record}
-        """
 
     private var loadedSHA: String?
 
     private func scriptSHA() throws(CounterError) -> String {
         if let loadedSHA { return loadedSHA }
-        switch try execute(RedisCommand(["SCRIPT", "LOAD", RedisCounterStore.writeOnceScript]), idempotent: true) {
+        switch try execute(RedisCommand(["SCRIPT", "LOAD", IdempotencyRecord.writeOnceScript]), idempotent: true) {
         case .string(let bytes):
             let sha = String(decoding: bytes, as: UTF8.self)
             loadedSHA = sha

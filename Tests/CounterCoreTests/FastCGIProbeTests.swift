@@ -44,7 +44,7 @@ struct FastCGIProbeTests {
         #expect(sent.allSatisfy { $0.1 == 1 })
         #expect(sent[0].2 == [0, 1, 0, 0, 0, 0, 0, 0], "responder role, no keep-conn")
         let env = params(sent[1].2)
-        #expect(env["REQUEST_METHOD"] == "GET" && env["DOCUMENT_URI"] == "/livez" && env["SCRIPT_NAME"] == "/livez")
+        #expect(env["REQUEST_METHOD"] == "GET" && env["DOCUMENT_URI"] == "/livez" && env.count == 2)
         #expect(sent[2].2.isEmpty && sent[3].2.isEmpty)
     }
 

@@ -102,14 +102,17 @@ struct IdempotencyTests {
         #expect(throws: ConfigError.self) { try Config(environment: ["COUNTER_KEY": key]) }
     }
 
-    @Test func recordsRoundTrip() {
-        let outcome = WriteOutcome(value: Int64.max, replayed: false, timestamp: Timestamp(seconds: 1_764_417_600, microseconds: 42))
-        let record = outcome.record(of: .increment)
-        #expect(record == "increment:9223372036854775807:1764417600.000042")
-        let parsed = WriteOutcome.parse(record: record)
-        #expect(parsed?.0 == .increment && parsed?.1 == outcome)
-        for bad in ["", "increment:1", "decrement:1:1.000000", "increment:x:1.000000", "reset:0:1.5", "reset:0:1.00000a"] {
-            #expect(WriteOutcome.parse(record: bad) == nil, "\(bad)")
+    /// Records as the script writes them (test_idempotency.py parses what the real script wrote
+    /// in a real Redis; these are the edges and what is not a record).
+    @Test func recordsAreParsed() {
+        let parsed = IdempotencyRecord.parse("increment:9223372036854775807:1764417600.000042")
+        #expect(parsed?.0 == .increment)
+        #expect(parsed?.1 == WriteOutcome(value: Int64.max, replayed: false, timestamp: Timestamp(seconds: 1_764_417_600, microseconds: 42)))
+        #expect(IdempotencyRecord.parse("reset:0:1764417600.000000")?.1.value == 0)
+        #expect(IdempotencyRecord.parse("increment:-5:1.000001")?.1.value == -5)
+        for bad in ["", "increment:1", "decrement:1:1.000000", "increment:x:1.000000", "reset:0:1.5", "reset:0:1.00000a",
+                    "increment:01:1.000000", "increment:9223372036854775808:1.000000"] {
+            #expect(IdempotencyRecord.parse(bad) == nil, "\(bad)")
         }
     }
 }

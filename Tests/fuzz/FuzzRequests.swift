@@ -63,8 +63,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let stamp = Timestamp(text: text) {
         precondition(stamp.text == text, "Timestamp round trip")
     }
-    if let (operation, outcome) = WriteOutcome.parse(record: text) {
-        precondition(outcome.record(of: operation) == text, "record round trip")
+    if let (operation, outcome) = IdempotencyRecord.parse(text) {
+        // Exact: nothing but the three fields, each in its one spelling, makes a record.
+        precondition(text == "\(operation.rawValue):\(outcome.value):\(outcome.timestamp.text)", "records are parsed exactly")
     }
     // Any datagram on the edge log port: only known labels ever come out.
     if let line = EdgeLogLine(datagram: bytes) {

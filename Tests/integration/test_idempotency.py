@@ -25,6 +25,26 @@ def test_retry_replays_the_first_response(stack):
     assert stack.curl("POST", "/write", KEY_WRITE, headers=[idem("order-8")]).json()["value"] == 3
 
 
+@pytest.mark.parametrize("path,start,expected", [
+    ("/write", None, 1), ("/write", str(2**63 - 2), 2**63 - 1), ("/write", "-7", -6), ("/reset", "41", 0),
+])
+def test_replays_read_what_the_script_wrote(stack, path, start, expected):
+    # The record is written by the Lua script alone, in Redis; the replay is counter-fcgi's parse
+    # of it. Both must say the same, at the edges of the value range too.
+    if start is not None:
+        stack.redis.cli("SET", "api_counter", start)
+    first = stack.curl("POST", path, KEY_ADMIN, headers=[idem("edge-1")])
+    assert first.status == 200 and first.json()["value"] == expected
+    stored = stack.redis.cli("GET", "{api_counter}:idempotency:admin:edge-1").stdout.strip()
+    operation, value, stamp = stored.split(":")
+    assert (operation, int(value)) == ({"/write": "increment", "/reset": "reset"}[path], expected)
+    replay = stack.curl("POST", path, KEY_ADMIN, headers=[idem("edge-1")])
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["value"] == int(value)
+    assert f'"timestamp":{stamp}' in replay.body.decode(), (stamp, replay.body)
+    assert replay.body == first.body
+
+
 def test_concurrent_duplicates_apply_once(stack):
     results = stack.parallel("POST", "/write", KEY_WRITE, 24, parallel=12, headers=[idem("burst-1")])
     assert [s for s, _ in results] == [200] * 24

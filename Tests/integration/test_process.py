@@ -106,7 +106,7 @@ def test_logs_are_json_lines_with_config_and_request_ids(redis, start_responder)
     responder = start_responder({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis.port), "DEBUG": "true",
                                  "REDIS_PASSWORD": ""})
     responder.request("GET", "/read", params={"REQUEST_ID": "req-7f3a"})
-    responder.request("GET", "/nope", params={"HTTP_X_REQUEST_ID": "req-from-client"})
+    responder.request("GET", "/nope", params={"REQUEST_ID": "req-from-client", "HTTP_X_REQUEST_ID": "not-read"})
     assert responder.terminate() == 0
     lines = [json.loads(line) for line in responder.log().splitlines()]  # every line is JSON
     started = next(l for l in lines if l["message"] == "counter-fcgi started")
