@@ -164,6 +164,18 @@ class Responder:
         assert out.returncode == 0, f"cgi-fcgi failed: {out.stderr!r}"
         return Reply(out.stdout)
 
+    def busy_workers(self):
+        """counter_workers_busy from the responder's own /metrics (a free worker answers it, and
+        counts itself): how many workers hold a request, as a condition to wait on."""
+        for line in self.request("GET", "/metrics").body.decode().splitlines():
+            if line.startswith("counter_workers_busy "):
+                return int(float(line.split()[1])) - 1
+        raise AssertionError("no counter_workers_busy in the exposition")
+
+    def wait_for_log(self, message, timeout=10.0):
+        wait_for(lambda: any(l.get("message") == message for l in self.log_lines()), timeout=timeout,
+                 what=f"log line {message!r}")
+
     def log(self):
         return self.log_path.read_text(errors="replace")
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE
+from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE, wait_for
 from test_nginx import assert_problem
 
 
@@ -90,7 +90,8 @@ def test_retention_window(start_stack):
     stack = start_stack(responder_env={"IDEMPOTENCY_TTL_SECONDS": "1"})
     assert stack.curl("POST", "/write", KEY_WRITE, headers=[idem("short")]).json()["value"] == 1
     assert stack.curl("POST", "/write", KEY_WRITE, headers=[idem("short")]).headers["idempotent-replayed"] == "true"
-    time.sleep(2.1)
+    wait_for(lambda: stack.redis.cli("EXISTS", "{api_counter}:idempotency:writer:short").stdout.strip() == "0",
+             timeout=5, what="the record to expire")
     late = stack.curl("POST", "/write", KEY_WRITE, headers=[idem("short")])
     assert late.json()["value"] == 2 and "idempotent-replayed" not in late.headers
 

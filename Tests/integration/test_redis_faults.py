@@ -31,8 +31,8 @@ def test_redis_killed_then_back_same_process(responder, redis):
     wait_for(lambda: responder.request("POST", "/write").status == 200, timeout=1.0,
              what="service to recover within a second of Redis answering")
     recovered = time.monotonic() - back
-    # Every worker is back too: a run of requests all succeed.
-    time.sleep(0.6)
+    # Every worker is back too, at once (the first answer is shared news that ends each backoff):
+    # a run of requests all succeed.
     statuses = [responder.request("GET", "/read").status for _ in range(12)]
     assert statuses == [200] * 12
     assert responder.proc.pid == pid and responder.proc.poll() is None
@@ -151,9 +151,9 @@ def test_sigterm_during_a_request_still_answers_it(redis, start_responder):
 
     client = threading.Thread(target=slow_request)
     client.start()
-    time.sleep(0.2)  # the request is now waiting on the paused Redis
+    wait_for(lambda: responder.busy_workers() == 1, what="the request to wait on the paused Redis")
     responder.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.1)
+    responder.wait_for_log("shutting down")
     redis.resume()
     client.join(timeout=10)
     assert result["reply"].status == 200, result["reply"]
@@ -176,7 +176,7 @@ def test_shutdown_deadline_ends_the_process_without_waiting_on_a_stuck_worker(re
         ["cgi-fcgi", "-bind", "-connect", str(responder.socket)], capture_output=True, timeout=15,
         env={"REQUEST_METHOD": "POST", "DOCUMENT_URI": "/write"}))
     client.start()
-    time.sleep(0.3)
+    wait_for(lambda: responder.busy_workers() == 1, what="a worker stuck on the paused Redis")
     started = time.monotonic()
     responder.proc.send_signal(signal.SIGTERM)
     status = responder.proc.wait(timeout=10)

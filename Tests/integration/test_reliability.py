@@ -3,6 +3,7 @@ every failure a clear and quick answer, recovery without restarts. Load loops ar
 count and time and talk to 127.0.0.1 only."""
 import http.client
 import json
+import re
 import signal
 import socket
 import struct
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import KEY_READ, KEY_WRITE, ROOT
+from conftest import KEY_READ, KEY_WRITE, ROOT, wait_for
 
 
 class Load:
@@ -171,6 +172,12 @@ def test_responder_sigterm_under_load_answers_every_accepted_request(start_stack
     assert again.proc.poll() is None
 
 
+def nginx_writing(stack):
+    out = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{stack.metrics_port}/nginx_status"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return int(re.search(r"Writing: (\d+)", out).group(1))
+
+
 def test_sigterm_answers_the_requests_queued_on_the_socket(start_stack, redis):
     # Two workers held by a paused Redis, six more requests queued on the socket behind them:
     # SIGTERM then stops new connections, and every queued one is still answered.
@@ -183,9 +190,11 @@ def test_sigterm_answers_the_requests_queued_on_the_socket(start_stack, redis):
                for _ in range(8)]
     for client in clients:
         client.start()
-    time.sleep(0.7)  # two requests wait on Redis, six wait on the socket
+    # nginx is handling all eight (stub_status's "Writing" counts requests waiting on the upstream,
+    # and this status request): two reached the workers, which wait on Redis; six are queued.
+    wait_for(lambda: nginx_writing(stack) >= 9, what="eight requests in nginx's hands")
     stack.responder.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    stack.responder.wait_for_log("shutting down")
     refused = stack.curl("GET", "/livez")
     redis.resume()
     for client in clients:
