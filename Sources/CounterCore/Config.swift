@@ -18,21 +18,33 @@ public struct Config: Sendable, Equatable {
     public var waitReplicas: Int
     /// How long a write waits for those acknowledgements (`WAIT`'s timeout).
     public var waitTimeoutMS: Int
+    /// The Redis database number (`REDIS_DB`).
     public var redisDB: Int
+    /// The Redis ACL user (`REDIS_USERNAME`); nil: the default user.
     public var redisUsername: String?
+    /// The Redis password (`REDIS_PASSWORD` or `REDIS_PASSWORD_FILE`); nil: no AUTH.
     public var redisPassword: String?
+    /// The bound on each Redis connect (`REDIS_CONNECT_TIMEOUT_MS`).
     public var redisConnectTimeoutMS: Int
+    /// The bound on each Redis command (`REDIS_TIMEOUT_MS`).
     public var redisTimeoutMS: Int
+    /// The Redis key that holds the counter (`COUNTER_KEY`).
     public var counterKey: String
+    /// Where FastCGI connections are accepted (`FCGI_LISTEN`).
     public var listen: ListenAddress
+    /// Worker threads, each with one Redis connection (`FCGI_THREADS`).
     public var threads: Int
+    /// The listening socket's backlog (`FCGI_BACKLOG`).
     public var backlog: Int
     /// How long a worker waits on a FastCGI connection that stalls mid-request (`FCGI_IO_TIMEOUT_MS`).
     public var ioTimeoutMS: Int
+    /// How long a stop may take to answer what is in hand (`SHUTDOWN_TIMEOUT_MS`).
     public var shutdownTimeoutMS: Int
+    /// How long an idempotency record is kept (`IDEMPOTENCY_TTL_SECONDS`).
     public var idempotencyTTLSeconds: Int
     /// Where nginx sends one datagram per request it answers itself (`EDGE_LOG_ADDRESS`); nil: off.
     public var edgeLogAddress: EdgeLogAddress?
+    /// Debug logging, a line per request (`DEBUG`).
     public var debug: Bool
 
     /// Worker threads when `FCGI_THREADS` is unset. Chosen by measurement behind nginx on two

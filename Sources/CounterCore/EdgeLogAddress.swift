@@ -2,9 +2,12 @@
 /// (`127.0.0.1:9146` or `[::1]:9146`). Loopback only: the datagrams carry no credentials, so
 /// they must come from this host (in Kubernetes, this pod: nginx shares its network namespace).
 public struct EdgeLogAddress: Sendable, Equatable, CustomStringConvertible {
+    /// The host: a name or a numeric address, without brackets.
     public let host: String
+    /// The port, 1 to 65535.
     public let port: Int
 
+    /// Parses the setting's text; the error says what is wrong.
     public init(parsing text: String) throws(ConfigError.Reason) {
         let (host, port) = try splitHostPort(Substring(text), example: "127.0.0.1:9146")
         guard EdgeLogAddress.isLoopback(host) else {
@@ -24,5 +27,6 @@ public struct EdgeLogAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// `host:port`, with brackets around an IPv6 host.
     public var description: String { hostPortText(host, port) }
 }

@@ -17,6 +17,7 @@ public struct EdgeLogLine: Equatable, Sendable {
     /// The HTTP status nginx answered with (100 to 599).
     public let status: Int
 
+    /// A line for `route` (a route's path or `other`) and `status`.
     public init(route: String, status: Int) {
         self.route = route
         self.status = status

@@ -50,7 +50,9 @@ public enum FastCGIProbe {
 public struct FastCGIResponseReader: Sendable {
     /// What came back: the HTTP status (CGI's `Status:` header, 200 when absent) and the body.
     public struct Answer: Sendable, Equatable {
+        /// The HTTP status the responder gave (200 when it sent no Status header).
         public var status: Int
+        /// The response body, as sent.
         public var body: [UInt8]
     }
 
@@ -69,6 +71,7 @@ public struct FastCGIResponseReader: Sendable {
     /// Set once END_REQUEST has been read.
     public private(set) var answer: Answer?
 
+    /// A reader with nothing read yet.
     public init() {}
 
     /// Adds bytes read from the socket; throws as soon as they cannot be a valid response.

@@ -1,17 +1,22 @@
 /// A TCP address of a Redis server or Sentinel, `host:port` (IPv6 in brackets).
 public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// The host: a name or a numeric address, without brackets.
     public let host: String
+    /// The port, 1 to 65535.
     public let port: Int
 
+    /// An address from its parts.
     public init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
+    /// Parses the setting's text; the error says what is wrong.
     public init(parsing text: String) throws(ConfigError.Reason) {
         (host, port) = try splitHostPort(Substring(text), example: "10.0.0.5:26379")
     }
 
+    /// `host:port`, with brackets around an IPv6 host.
     public var description: String { hostPortText(host, port) }
 }
 

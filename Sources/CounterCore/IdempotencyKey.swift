@@ -15,6 +15,7 @@ public struct IdempotencyKey: Sendable, Hashable {
     /// The key itself, unquoted.
     public let value: String
 
+    /// The key `value` as `client` (the API key's name) sent it, already unquoted.
     public init(client: String, value: String) {
         self.client = client
         self.value = value
@@ -74,10 +75,14 @@ public struct IdempotencyKey: Sendable, Hashable {
 /// The result of a write: the counter after it, and whether it is a replay of an earlier request
 /// with the same idempotency key (then `timestamp` is that first response's).
 public struct WriteOutcome: Sendable, Equatable {
+    /// The counter's value after the write.
     public var value: Int64
+    /// True when this is a replay of the first outcome, not a new write.
     public var replayed: Bool
+    /// When the write was first done (a replay keeps the first time).
     public var timestamp: Timestamp
 
+    /// An outcome from its parts.
     public init(value: Int64, replayed: Bool, timestamp: Timestamp) {
         self.value = value
         self.replayed = replayed

@@ -12,7 +12,9 @@ import Darwin
 /// pipelines can filter on them without parsing messages. Each line goes out in one `write(2)`,
 /// which keeps lines from different worker threads whole.
 public struct JSONLogHandler: LogHandler {
+    /// Lines below this level are not written.
     public var logLevel: Logger.Level
+    /// Metadata added to every line of this logger.
     public var metadata: Logger.Metadata = [:]
     private let label: String
     private let fileDescriptor: Int32
@@ -24,11 +26,13 @@ public struct JSONLogHandler: LogHandler {
         self.fileDescriptor = fileDescriptor
     }
 
+    /// One metadata value of this logger.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes `event` as one JSON line, in one write(2), to the handler's file descriptor.
     public func log(event: LogEvent) {
         var line = JSONObject(capacity: 256)
         line.add("time", JSONLogHandler.isoTime())

@@ -24,6 +24,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The text written in logs and error lines.
     public var description: String {
         switch self {
         case .unix(let path): "unix:\(path)"

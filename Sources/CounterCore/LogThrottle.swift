@@ -8,6 +8,7 @@ public struct LogThrottle: Sendable, Equatable {
     private var lastLine: UInt64?
     private var held = 0
 
+    /// A throttle that lets one line through per `intervalNS`.
     public init(intervalNS: UInt64) {
         self.intervalNS = intervalNS
     }

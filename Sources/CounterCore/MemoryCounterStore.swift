@@ -15,6 +15,7 @@ public final class MemoryCounterStore: CounterStore {
         self.stored = stored
     }
 
+    /// The stored value, parsed as Redis would (a corrupt value throws).
     public func read() throws(CounterError) -> Int64 {
         if let failure { throw failure }
         guard let stored else { return 0 }
@@ -22,6 +23,7 @@ public final class MemoryCounterStore: CounterStore {
         return value
     }
 
+    /// Adds one, or replays the first outcome of a key seen before.
     public func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         try write(.increment, idempotency: idempotency, now: now) { () throws(CounterError) -> Int64 in
             let (next, overflow) = try read().addingReportingOverflow(1)
@@ -30,6 +32,7 @@ public final class MemoryCounterStore: CounterStore {
         }
     }
 
+    /// Sets the counter to 0, or replays the first outcome of a key seen before.
     public func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         try write(.reset, idempotency: idempotency, now: now) { () throws(CounterError) -> Int64 in 0 }
     }
@@ -51,6 +54,7 @@ public final class MemoryCounterStore: CounterStore {
         return outcome
     }
 
+    /// Answers unless a ``failure`` is set, which it then throws.
     public func ping() throws(CounterError) {
         if let failure { throw failure }
     }

@@ -11,9 +11,12 @@
 /// Without that, after a failover each worker would keep refusing requests for the rest of its own
 /// backoff although Redis already answers (docs/reliability.md has the figures).
 public struct ReconnectPolicy: Sendable, Equatable {
+    /// The first delay after the immediate retry, in nanoseconds.
     public var baseNS: UInt64
+    /// The longest delay, in nanoseconds.
     public var capNS: UInt64
 
+    /// A policy with its first and longest delays.
     public init(baseNS: UInt64 = 25_000_000, capNS: UInt64 = 500_000_000) {
         self.baseNS = baseNS
         self.capNS = capNS

@@ -4,6 +4,7 @@ public enum RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     case tcp(host: String, port: Int)
     case unix(path: String)
 
+    /// The text written in logs and error lines.
     public var description: String {
         switch self {
         case .tcp(let host, let port): "\(host):\(port)"

@@ -3,6 +3,7 @@
 /// (binary safe: no quoting, no terminator relied upon). Pure, so it is tested without a server;
 /// the connection owner encodes each fixed command once and hands hiredis the finished bytes.
 public enum RedisWire {
+    /// `words` as one RESP array of bulk strings: what Redis reads as a command.
     public static func encode(_ words: [String]) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 + words.reduce(0) { $0 + $1.utf8.count + 16 })

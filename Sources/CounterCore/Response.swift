@@ -5,16 +5,26 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     /// The reason phrase, also used as the problem `title` (RFC 9457 with `about:blank`).
     public let reason: String
 
+    /// `503 Service Unavailable`.
     public var description: String { "\(code) \(reason)" }
 
+    /// 200.
     public static let ok = HTTPStatus(code: 200, reason: "OK")
+    /// 400.
     public static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
+    /// 404.
     public static let notFound = HTTPStatus(code: 404, reason: "Not Found")
+    /// 405.
     public static let methodNotAllowed = HTTPStatus(code: 405, reason: "Method Not Allowed")
+    /// 409.
     public static let conflict = HTTPStatus(code: 409, reason: "Conflict")
+    /// 413.
     public static let contentTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
+    /// 422.
     public static let unprocessableContent = HTTPStatus(code: 422, reason: "Unprocessable Content")
+    /// 500.
     public static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
+    /// 503.
     public static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
 }
 
@@ -27,12 +37,16 @@ public struct Response: Sendable, Equatable {
         case prometheusText = "text/plain; version=0.0.4; charset=utf-8"
     }
 
+    /// The response's status.
     public var status: HTTPStatus
+    /// The body's media type.
     public var contentType: ContentType
     /// Headers beyond Status, Content-Type, Content-Length and Cache-Control (e.g. `Allow`).
     public var headers: [(name: String, value: String)]
+    /// The response body, as sent.
     public var body: [UInt8]
 
+    /// A response from its parts.
     public init(status: HTTPStatus, contentType: ContentType, headers: [(name: String, value: String)] = [], body: [UInt8]) {
         self.status = status
         self.contentType = contentType
@@ -73,6 +87,7 @@ public struct Response: Sendable, Equatable {
         if includeBody { buffer.append(contentsOf: body) }
     }
 
+    /// Equal when status, type, body and headers (in order) are.
     public static func == (lhs: Response, rhs: Response) -> Bool {
         lhs.status == rhs.status && lhs.contentType == rhs.contentType && lhs.body == rhs.body
             && lhs.headers.map { "\($0.name): \($0.value)" } == rhs.headers.map { "\($0.name): \($0.value)" }

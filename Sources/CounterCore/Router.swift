@@ -11,6 +11,7 @@ public struct RequestHead: Sendable, Equatable {
     /// Who is calling: the API key's name that nginx passes (`API_KEY_NAME`).
     public var client: String
 
+    /// A request head from its parts (tests; the server copies them from the FastCGI params).
     public init(method: String, path: String, contentLength: String? = nil, idempotencyKey: String? = nil, client: String = "-") {
         self.method = method
         self.path = path
@@ -54,7 +55,9 @@ public enum Endpoint: Sendable, Equatable {
 
 /// The router's answer: the response, and what the caller's metrics need to know of it.
 public struct Routed: Sendable, Equatable {
+    /// What to send.
     public var response: Response
+    /// What the request was for, as the metrics label it.
     public var endpoint: Endpoint
     /// A write answered from its idempotency record, not done again.
     public var replayed: Bool

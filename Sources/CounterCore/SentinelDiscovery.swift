@@ -6,8 +6,10 @@ public struct SentinelSettings: Sendable, Equatable {
     public var primaryName: String
     /// Sentinel's own ACL user and password, when Sentinel requires them.
     public var username: String?
+    /// Sentinel's password, when it requires one.
     public var password: String?
 
+    /// Settings from their parts.
     public init(sentinels: [HostPort], primaryName: String, username: String? = nil, password: String? = nil) {
         self.sentinels = sentinels
         self.primaryName = primaryName
@@ -21,6 +23,7 @@ public struct SentinelSettings: Sendable, Equatable {
 /// connect timeout, `SENTINEL get-master-addr-by-name`) is the caller's, handed in as `ask`, so this
 /// logic is tested without a server.
 public struct SentinelDiscovery: Sendable {
+    /// The Sentinels and the primary's name.
     public let settings: SentinelSettings
     private var preferred = 0
 
@@ -32,6 +35,7 @@ public struct SentinelDiscovery: Sendable {
         case failed(reasons: [String])
     }
 
+    /// A discovery that asks the first Sentinel first.
     public init(settings: SentinelSettings) {
         self.settings = settings
     }
