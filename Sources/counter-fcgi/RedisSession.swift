@@ -28,7 +28,7 @@ final class RedisSession {
     private var lastUsed: UInt64 = 0
     /// The connection in hand replaces one Redis closed while idle: not a reconnect to count.
     private var quietReplacement = false
-    /// Where the connection in hand goes (for logs, `/health` and the primary gauge).
+    /// Where the connection in hand goes (for logs and the primary gauge).
     private(set) var endpoint: RedisEndpoint
     /// Set while the last connect failed on a setting (a refused handshake): requests in the
     /// backoff that follows get the same configuration error, not a 503 that invites retries.
