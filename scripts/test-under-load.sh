@@ -17,10 +17,20 @@ if ! command -v stress-ng >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends stress-ng >/dev/null
 fi
 
+# The container checks need the Docker engine, started here as `make test` does and stopped after.
+scripts/setup-containers.sh
 # The load ends on its own after a day at most, and is stopped by its PID when this script ends.
 stress-ng --cpu "$cpus" --cpu-method matrixprod --timeout 86400 --quiet &
 load_pid=$!
-trap 'kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true' EXIT
+stop() {
+  kill "$load_pid" 2>/dev/null || true
+  wait "$load_pid" 2>/dev/null || true
+  if [ -s .tools/dockerd.pid ]; then
+    kill "$(cat .tools/dockerd.pid)" 2>/dev/null || true
+    rm -f .tools/dockerd.pid
+  fi
+}
+trap stop EXIT
 
 export COUNTER_FCGI_BIN="${COUNTER_FCGI_BIN:-$(swift build --show-bin-path)/counter-fcgi}"
 for run in $(seq "$runs"); do
