@@ -63,8 +63,8 @@ final class FastCGIRequest: @unchecked Sendable {
     // MARK: The connection handover: the only writes to libfcgi's struct
     //
     // libfcgi has no API for serving a connection it did not accept, so these write fields of the
-    // public `FCGX_Request` that fcgiapp.h marks "don't use". They rest on what libfcgi 2.4.2 (Debian 12's
-    // libfcgi-dev, which the package builds against) does, read in its fcgiapp.c:
+    // public `FCGX_Request` that fcgiapp.h marks "don't use". They rest on what libfcgi 2.4.2
+    // (Debian 12's libfcgi-dev, which the package builds against) does, read in its fcgiapp.c:
     // - `FCGX_Accept_r` accepts only while `ipcFd` < 0; given a connection, it reads the request
     //   from it;
     // - finishing a request (`FCGX_Finish_r`, or the finish inside the next `FCGX_Accept_r`)
