@@ -4,7 +4,9 @@ values file rendered and validated (kubernetes-validate --strict, checkov), the 
 the values table of the docs, the plain manifests equal to the rendered defaults, the AWS and
 external-Redis shapes, generated Secrets, the helm test pod, and the Argo CD objects."""
 import json
+import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -18,9 +20,10 @@ K8S_VERSION = "1.31.0"
 PROFILES = ["values-ingress-nginx.yaml", "values-aws.yaml"]
 
 
-def helm(*args):
+def helm(*args, chart=None):
+    env = {**os.environ, "HELMTOOL_CHART": str(chart)} if chart else None
     out = subprocess.run([str(VENV / "python"), str(ROOT / "Tests" / "integration" / "helmtool.py"), *args],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=env)
     return out.returncode, json.loads(out.stdout) if out.stdout.strip() else out.stderr
 
 
@@ -156,7 +159,8 @@ def test_aws_profile_is_an_alb_with_acm_tls_and_the_vpc_trusted():
     assert notes["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13-1-2")
     assert notes["alb.ingress.kubernetes.io/target-type"] == "ip"
     assert notes["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
-    assert notes["alb.ingress.kubernetes.io/healthcheck-path"] == "/health"
+    assert notes["alb.ingress.kubernetes.io/healthcheck-path"] == "/livez", "the pod's state, not the shared Redis's"
+    assert notes["alb.ingress.kubernetes.io/target-group-attributes"] == "deregistration_delay.timeout_seconds=15"
     assert not any(k.startswith(("cert-manager", "nginx.ingress")) for k in notes)
     nginx = env(container(docs, "nginx"))
     assert nginx["REAL_IP_FROM"] == "10.0.0.0/16" and nginx["HEALTH_CHECK_ANY_HOST"] == "true"
@@ -191,10 +195,10 @@ def test_external_redis_has_no_statefulset_and_points_the_app_there():
 def test_settings_images_by_digest_and_names_follow_the_release():
     digest = "sha256:" + "0f" * 32
     docs = objects(render({"host": "api.test.example", "image": {"app": {"digest": digest}},
-                           "app": {"threads": 8, "debug": True}, "autoscaling": {"enabled": False}, "replicas": 2},
+                           "app": {"threads": 8, "debug": True}, "autoscaling": {"enabled": False}, "replicas": 3},
                           release="prod"))
     deployment = find(docs, "Deployment", "prod-counter-api")
-    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["replicas"] == 3
     assert not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs)
     app = container(docs, "counter-fcgi")
     assert app["image"] == f"localhost/counter-fcgi@{digest}"
@@ -218,6 +222,79 @@ def test_generated_secrets_are_made_once_and_roll_the_pods():
     default_sum = find(objects(render()), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secrets"]
     assert pod["metadata"]["annotations"]["checksum/secrets"] != default_sum
     assert "kind: Secret" not in (ROOT / "k8s" / "manifests" / "counter-api.yaml").read_text()
+
+
+def test_the_hpa_owns_the_replica_count():
+    # A replica count in the Deployment would reset a scaled-out Deployment on every upgrade.
+    assert "replicas" not in find(objects(render()), "Deployment")["spec"]
+    fixed = find(objects(render({"autoscaling": {"enabled": False}, "replicas": 4})), "Deployment")
+    assert fixed["spec"]["replicas"] == 4
+    assert not [d for d in objects(render({"autoscaling": {"enabled": False}, "replicas": 4})) if d["kind"] == "HorizontalPodAutoscaler"]
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"autoscaling": {"minReplicas": 5, "maxReplicas": 4}},
+     "autoscaling.minReplicas (5) is above autoscaling.maxReplicas (4)"),
+    ({"podDisruptionBudget": {"minAvailable": 3}},
+     "podDisruptionBudget.minAvailable (3) must be below the fewest pods the Deployment may run (3, autoscaling.minReplicas)"),
+    ({"autoscaling": {"enabled": False}, "replicas": 2},
+     "podDisruptionBudget.minAvailable (2) must be below the fewest pods the Deployment may run (2, replicas)"),
+    ({"redis": {"mode": "sentinel", "existingSecret": "", "sentinel": {"quorum": 4}}},
+     "redis.sentinel.quorum (4) is above redis.sentinel.nodes (3)"),
+    ({"redis": {"mode": "sentinel", "existingSecret": "", "sentinel": {"waitReplicas": 3}}},
+     "redis.sentinel.waitReplicas (3) needs that many replicas, but 3 nodes have 2"),
+    ({"redis": {"standalone": {"maxmemory": "300mb"}}},
+     "redis.standalone.resources.limits.memory (448Mi) must be at least twice redis.standalone.maxmemory (300mb)"),
+    ({"redis": {"standalone": {"resources": {"limits": {"memory": "300M"}}}}},
+     "redis.standalone.resources.limits.memory (300M) must be at least twice redis.standalone.maxmemory (192mb)"),
+])
+def test_values_that_do_not_fit_together_fail_the_render(values, message):
+    code, out = helm("render", json.dumps(values), "counter-api", "counter-api")
+    assert code != 0 and message in str(out), out
+
+
+@pytest.mark.parametrize("values", [
+    {"autoscaling": {"enabled": False}, "replicas": 3},
+    {"podDisruptionBudget": {"enabled": False}, "autoscaling": {"enabled": False}, "replicas": 1},
+    {"redis": {"standalone": {"maxmemory": "1gb", "resources": {"limits": {"memory": "2Gi"}}}}},
+    {"redis": {"mode": "external", "external": {"host": "redis.example.internal"}, "standalone": {"maxmemory": "900mb"}}},
+])
+def test_values_that_fit_together_render(values):
+    render(values)
+
+
+def test_redis_pods_size_sentinel_apart_and_roll_on_a_script_change(tmp):
+    docs = sentinel_objects()
+    pod = find(docs, "StatefulSet", "counter-api-redis")["spec"]["template"]
+    resources = {c["name"]: c["resources"] for c in pod["spec"]["containers"]}
+    assert resources["sentinel"] == {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
+    assert resources["redis"]["limits"]["memory"] == "448Mi"
+    # A change to the start script alone rolls the pods (it is part of the config checksum).
+    chart = tmp / "chart"
+    shutil.copytree(CHART, chart)
+    script = chart / "files" / "redis-node.sh"
+    script.write_text(script.read_text() + "# changed\n")
+    code, changed = helm("render", json.dumps({"redis": {"mode": "sentinel", "existingSecret": ""}}), "counter-api",
+                         "counter-api", chart=chart)
+    assert code == 0, changed
+    changed_pod = find(objects(changed), "StatefulSet", "counter-api-redis")["spec"]["template"]
+    assert changed_pod["metadata"]["annotations"]["checksum/config"] != pod["metadata"]["annotations"]["checksum/config"]
+
+
+def test_readiness_is_the_pod_s_own_and_stopping_pods_drain_first():
+    docs = objects(render())
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    for c in pod["containers"]:
+        probe = c["readinessProbe"]
+        assert probe.get("httpGet", {}).get("path") != "/health", f"{c['name']}: a Redis blip would empty the Service"
+        assert c["lifecycle"]["preStop"]["exec"]["command"] == ["/bin/sleep", "15"]
+    assert {c["name"]: c["readinessProbe"]["httpGet"]["path"] for c in pod["containers"]} == {"nginx": "/livez", "counter-fcgi": "/livez"}
+    assert pod["terminationGracePeriodSeconds"] >= 15 + 10 + 5, "drain, then the responder's shutdown timeout"
+    longer = find(objects(render({"drainSeconds": 40})), "Deployment")["spec"]["template"]["spec"]
+    assert longer["terminationGracePeriodSeconds"] == 40 + 15 + 10
+    application = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
+    labels = application["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"]
+    assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
 
 
 def test_redis_config_change_restarts_redis():

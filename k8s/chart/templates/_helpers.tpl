@@ -94,3 +94,51 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- join "," $list -}}
 {{- end -}}
+
+{{/* Values that pass the schema one by one but not together: the render fails with a line that
+says which, instead of objects the API server refuses or a cluster that cannot fail over. */}}
+{{- define "counter-api.checkValues" -}}
+{{- $v := .Values -}}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) -}}
+{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d): the API server refuses such an HPA" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) -}}
+{{- end -}}
+{{- if $v.podDisruptionBudget.enabled -}}
+{{- $least := ternary $v.autoscaling.minReplicas $v.replicas $v.autoscaling.enabled | int -}}
+{{- if ge (int $v.podDisruptionBudget.minAvailable) $least -}}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below the fewest pods the Deployment may run (%d, %s): otherwise no node can ever be drained" (int $v.podDisruptionBudget.minAvailable) $least (ternary "autoscaling.minReplicas" "replicas" $v.autoscaling.enabled)) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $v.redis.mode "sentinel" -}}
+{{- $s := $v.redis.sentinel -}}
+{{- if gt (int $s.quorum) (int $s.nodes) -}}
+{{- fail (printf "redis.sentinel.quorum (%d) is above redis.sentinel.nodes (%d): the Sentinels could never agree that the primary is down, so there would be no failover" (int $s.quorum) (int $s.nodes)) -}}
+{{- end -}}
+{{- if gt (int $s.waitReplicas) (sub (int $s.nodes) 1) -}}
+{{- fail (printf "redis.sentinel.waitReplicas (%d) needs that many replicas, but %d nodes have %d" (int $s.waitReplicas) (int $s.nodes) (sub (int $s.nodes) 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- if ne $v.redis.mode "external" -}}
+{{- $st := $v.redis.standalone -}}
+{{- $limit := include "counter-api.mebibytes" (default "" (dig "limits" "memory" "" $st.resources)) | int -}}
+{{- $max := include "counter-api.mebibytes" $st.maxmemory | int -}}
+{{- if and $limit (lt $limit (mul 2 $max)) -}}
+{{- fail (printf "redis.standalone.resources.limits.memory (%s) must be at least twice redis.standalone.maxmemory (%s): a fork for a resync or an AOF rewrite can double Redis's memory, and the kernel would kill it" (dig "limits" "memory" "" $st.resources) $st.maxmemory) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A memory size in MiB, rounded down, from Kubernetes' quantities (Ki, Mi, Gi, K, M, G, bytes)
+or Redis's (kb, mb, gb: powers of 1024); "" gives 0. */}}
+{{- define "counter-api.mebibytes" -}}
+{{- $text := toString . -}}
+{{- $number := regexFind "^[0-9]+" $text | default "0" | int64 -}}
+{{- $unit := trimPrefix (toString $number) $text -}}
+{{- if or (eq $unit "Gi") (eq $unit "gb") -}}{{ mul $number 1024 }}
+{{- else if or (eq $unit "Mi") (eq $unit "mb") -}}{{ $number }}
+{{- else if or (eq $unit "Ki") (eq $unit "kb") -}}{{ div $number 1024 }}
+{{- else if eq $unit "G" -}}{{ div (mul $number 1000000000) 1048576 }}
+{{- else if eq $unit "M" -}}{{ div (mul $number 1000000) 1048576 }}
+{{- else if eq $unit "K" -}}{{ div (mul $number 1000) 1048576 }}
+{{- else -}}{{ div $number 1048576 }}
+{{- end -}}
+{{- end -}}
