@@ -297,6 +297,29 @@ def test_readiness_is_the_pod_s_own_and_stopping_pods_drain_first():
     assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
 
 
+def test_scheduling_values_a_platform_sets(tmp):
+    values = {"podLabels": {"team": "payments", "app.kubernetes.io/name": "not-this", "helm.sh/chart": "not-this"},
+              "nodeSelector": {"kubernetes.io/arch": "arm64"},
+              "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "api", "effect": "NoSchedule"}],
+              "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                  {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["api"]}]}]}}},
+              "topologySpreadConstraints": [{"maxSkew": 2, "topologyKey": "pool", "whenUnsatisfiable": "DoNotSchedule",
+                                             "labelSelector": {"matchLabels": {"team": "payments"}}}],
+              "priorityClassName": "business-critical", "imagePullSecrets": ["registry-pull"]}
+    docs = objects(render(values))
+    pod = find(docs, "Deployment")["spec"]["template"]
+    spec = pod["spec"]
+    assert pod["metadata"]["labels"]["team"] == "payments"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "counter-api", "the chart's selector labels win"
+    assert spec["nodeSelector"] == values["nodeSelector"] and spec["tolerations"] == values["tolerations"]
+    assert spec["affinity"] == values["affinity"] and spec["priorityClassName"] == "business-critical"
+    assert spec["imagePullSecrets"] == [{"name": "registry-pull"}]
+    assert len(spec["topologySpreadConstraints"]) == 3 and spec["topologySpreadConstraints"][-1]["topologyKey"] == "pool"
+    validate_strictly(docs, tmp / "scheduled.yaml")
+    defaults = find(objects(render()), "Deployment")["spec"]["template"]["spec"]
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets"} & set(defaults)
+
+
 def test_redis_config_change_restarts_redis():
     first = find(objects(render()), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     changed = objects(render({"redis": {"standalone": {"appendfsync": "always"}}}))
