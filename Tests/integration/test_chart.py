@@ -50,6 +50,24 @@ def values_file(name):
     return yaml.safe_load((CHART / name).read_text())
 
 
+def helm_merge(*layers):
+    """Values files merged as Helm merges `-f a -f b`: maps deeply, a later scalar or list wins,
+    and a null removes the key (a shallow {**a, **b} would drop a whole block of the first file)."""
+    def merge(base, extra):
+        for key, value in extra.items():
+            if value is None:
+                base.pop(key, None)
+            elif isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+        return base
+    merged = {}
+    for layer in layers:
+        merge(merged, json.loads(json.dumps(layer or {})))
+    return merged
+
+
 def container(docs, name):
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
     return next(c for c in pod["containers"] if c["name"] == name)
@@ -105,7 +123,7 @@ def test_nothing_in_k8s_is_a_copy_of_nginx_config():
 def test_every_values_file_renders_validates_and_passes_checkov(tmp, profile):
     values = values_file(profile) if profile else {}
     if profile == "env/production.yaml":
-        values = {**values_file("values-aws.yaml"), **values}
+        values = helm_merge(values_file("values-aws.yaml"), values)
     code, result = helm("validate", json.dumps(values))
     assert code == 0 and result["ok"], result
     validate_strictly(objects(render(values), hooks=True), tmp / "rendered.yaml")
@@ -320,6 +338,13 @@ def test_scheduling_values_a_platform_sets(tmp):
     assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets"} & set(defaults)
 
 
+def test_values_merge_as_helm_merges():
+    merged = helm_merge({"ingress": {"className": "alb", "aws": {"sslPolicy": "p", "scheme": "internal"}}, "keep": 1},
+                        {"ingress": {"aws": {"certificateArn": "arn"}}, "keep": None, "list": [1]})
+    assert merged == {"ingress": {"className": "alb", "aws": {"sslPolicy": "p", "scheme": "internal", "certificateArn": "arn"}},
+                      "list": [1]}
+
+
 def test_redis_config_change_restarts_redis():
     first = find(objects(render()), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     changed = objects(render({"redis": {"standalone": {"appendfsync": "always"}}}))
@@ -356,13 +381,20 @@ def test_argocd_application_and_project():
     project = yaml.safe_load((ROOT / "k8s" / "argocd" / "appproject.yaml").read_text())
     source = app["spec"]["source"]
     assert (ROOT / source["path"] / "Chart.yaml").exists()
-    merged = {}
     for name in source["helm"]["valueFiles"]:
         assert (ROOT / source["path"] / name).exists(), name
-        merged = {**merged, **values_file(name)}
+    merged = helm_merge(*(values_file(name) for name in source["helm"]["valueFiles"]))
     code, result = helm("validate", json.dumps(merged))
     assert code == 0 and result["ok"], result
     docs = objects(render(merged, release=source["helm"]["releaseName"]))
+    # What Argo CD deploys is the AWS profile with production's settings on top, not in place of it.
+    ingress = find(docs, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    notes = ingress["metadata"]["annotations"]
+    assert notes["alb.ingress.kubernetes.io/certificate-arn"] == values_file("env/production.yaml")["ingress"]["aws"]["certificateArn"]
+    assert notes["alb.ingress.kubernetes.io/ssl-policy"] == values_file("values-aws.yaml")["ingress"]["aws"]["sslPolicy"]
+    assert find(docs, "StatefulSet")["metadata"]["name"] == "counter-api-redis" and any(
+        c["name"] == "sentinel" for c in find(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"])
     policy = app["spec"]["syncPolicy"]
     assert policy["automated"] == {"prune": True, "selfHeal": True}
     assert "CreateNamespace=true" in policy["syncOptions"] and "RespectIgnoreDifferences=true" in policy["syncOptions"]
@@ -374,8 +406,8 @@ def test_argocd_application_and_project():
     assert project["spec"]["sourceRepos"] == [source["repoURL"]]
     assert project["spec"]["destinations"] == [app["spec"]["destination"]]
     allowed = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
-    every = objects(render({**merged, "monitoring": {"assumeOperatorAPI": True},
-                            "apiKeys": {"existingSecret": ""}, "redis": {"existingSecret": ""}}))
+    every = objects(render(helm_merge(merged, {"monitoring": {"assumeOperatorAPI": True},
+                                               "apiKeys": {"existingSecret": ""}, "redis": {"existingSecret": ""}})))
     made = {(d["apiVersion"].split("/")[0] if "/" in d["apiVersion"] else "", d["kind"]) for d in every}
     assert made <= allowed, made - allowed
     # Sync waves: Redis before the API.
@@ -397,7 +429,7 @@ def test_gitops_pinning_changes_only_the_digests_and_renders(tmp):
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(before) == len(after) and len(changed) == 4, changed
     assert all(re.match(r"^    (repository|digest): ", b) for _, b in changed)
-    values = {**values_file("values-aws.yaml"), **yaml.safe_load(pinned.read_text())}
+    values = helm_merge(values_file("values-aws.yaml"), yaml.safe_load(pinned.read_text()))
     images = {c["name"]: c["image"] for c in find(objects(render(values)), "Deployment")["spec"]["template"]["spec"]["containers"]}
     assert images == {"counter-fcgi": f"ghcr.io/acme/counter-fcgi@{app}", "nginx": f"ghcr.io/acme/counter-nginx@{nginx}"}
     bad = subprocess.run(["python3", str(ROOT / "scripts" / "pin-images.py"), str(pinned)],
