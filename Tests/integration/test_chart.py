@@ -160,7 +160,7 @@ def test_values_doc_documents_every_value_and_nothing_else():
     defaults = values_file("values.yaml")
 
     def keys(node, path=""):
-        if isinstance(node, dict) and node and not path.endswith(("resources", "annotations", "Annotations")):
+        if isinstance(node, dict) and node and not path.endswith(("resources", "annotations", "Annotations", "Labels")):
             return [k for key, sub in node.items() for k in keys(sub, f"{path}.{key}" if path else key)]
         return [path]
     assert set(keys(defaults)) <= set(documented), set(keys(defaults)) - set(documented)
@@ -357,11 +357,38 @@ def test_monitoring_follows_the_operator_api_and_the_toggles():
     docs = objects(render({"monitoring": {"assumeOperatorAPI": True}}))
     rule = find(docs, "PrometheusRule")
     source = yaml.safe_load((CHART / "files" / "alert-rules.yaml").read_text())
-    assert rule["spec"] == source, "the rules exactly as promtool tests them"
+    base = "https://github.com/example-org/counter-fcgi/blob/main/"
+    for group in source["groups"]:
+        for r in group["rules"]:
+            if "alert" in r:
+                r["annotations"]["runbook_url"] = base + r["annotations"]["runbook_url"]
+    assert rule["spec"] == source, "the rules as promtool tests them, with the runbook base in front"
     assert find(docs, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     off = objects(render({"monitoring": {"assumeOperatorAPI": True, "podMonitor": False, "dashboard": False}}))
     assert {d["kind"] for d in off} >= {"PrometheusRule"} and "PodMonitor" not in {d["kind"] for d in off}
     assert not any(d["kind"] == "ConfigMap" and "dashboard" in d["metadata"]["name"] for d in off)
+
+
+def test_monitoring_fits_a_stock_kube_prometheus_stack_and_any_release():
+    values = {"monitoring": {"assumeOperatorAPI": True, "labels": {"release": "kube-prometheus-stack"},
+                             "dashboardNamespace": "monitoring", "runbookBaseURL": "https://git.example.net/ops/counter/-/blob/v2/"},
+              "autoscaling": {"minReplicas": 5, "maxReplicas": 12}}
+    code, out = helm("render", json.dumps(values), "payments", "shop")
+    assert code == 0, out
+    docs = objects(out)
+    for kind in ("PodMonitor", "PrometheusRule"):
+        assert find(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack", kind
+    dashboard = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    assert dashboard["metadata"]["namespace"] == "monitoring" and dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    alerts = {r["alert"]: r for g in find(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    below = alerts["CounterAPIBelowMinReplicas"]
+    assert below["expr"] == 'kube_deployment_status_replicas_available{namespace="shop", deployment="payments-counter-api"} < 5'
+    assert "(5)" in below["annotations"]["summary"]
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text()
+    for name, rule in alerts.items():
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"https://git.example.net/ops/counter/-/blob/v2/docs/runbooks.md#{name.lower()}", url
+        assert f"\n## {name}\n" in runbooks, f"docs/runbooks.md has no section for {name}"
 
 
 def test_helm_test_pod_checks_health_through_the_service():
