@@ -391,6 +391,16 @@ def test_monitoring_fits_a_stock_kube_prometheus_stack_and_any_release():
         assert f"\n## {name}\n" in runbooks, f"docs/runbooks.md has no section for {name}"
 
 
+def test_notes_say_what_to_check_next():
+    notes = render()["counter-api/templates/NOTES.txt"]
+    assert "kubectl -n counter-api rollout status deploy/counter-api" in notes and "helm test counter-api" in notes
+    assert "metrics-server" in notes and "StorageClass" in notes
+    operator = render({"monitoring": {"assumeOperatorAPI": True}})["counter-api/templates/NOTES.txt"]
+    assert "set monitoring.labels to what your Prometheus selects" in operator
+    labelled = render({"monitoring": {"assumeOperatorAPI": True, "labels": {"release": "kps"}}})["counter-api/templates/NOTES.txt"]
+    assert "set monitoring.labels" not in labelled and "PodMonitor and PrometheusRule made" in labelled
+
+
 def test_helm_test_pod_checks_health_through_the_service():
     rendered = render()
     test = next(yaml.safe_load(text) for path, text in rendered.items() if "/templates/tests/" in path)
