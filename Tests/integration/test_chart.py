@@ -345,6 +345,28 @@ def test_values_merge_as_helm_merges():
                       "list": [1]}
 
 
+@pytest.mark.parametrize("mode,keys", [("standalone", ["password", "admin-password"]),
+                                       ("sentinel", ["password", "admin-password", "sentinel-password"])])
+def test_secrets_from_a_store_through_the_external_secrets_operator(mode, keys):
+    values = {"externalSecrets": {"enabled": True}, "redis": {"mode": mode}}
+    docs = objects(render(values))
+    made = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ExternalSecret"}
+    assert set(made) == {"counter-api-keys", "counter-api-redis"} and not [d for d in docs if d["kind"] == "Secret"]
+    keys_es, redis_es = made["counter-api-keys"]["spec"], made["counter-api-redis"]["spec"]
+    assert keys_es["secretStoreRef"] == {"name": "aws-secrets-manager", "kind": "ClusterSecretStore"}
+    assert keys_es["target"]["name"] == "counter-api-keys"
+    assert keys_es["data"] == [{"secretKey": "api_keys", "remoteRef": {"key": "counter-api/api-keys", "property": "api_keys"}}]
+    assert [d["secretKey"] for d in redis_es["data"]] == keys
+    # The pods read the Secrets the operator makes, by the same names.
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {"counter-api-keys", "counter-api-redis"}
+    # Together with generated Secrets it makes no sense: refused.
+    code, out = helm("render", json.dumps({"externalSecrets": {"enabled": True}, "apiKeys": {"existingSecret": ""}}))
+    assert code != 0 and "externalSecrets.enabled needs apiKeys.existingSecret" in str(out)
+    project = yaml.safe_load((ROOT / "k8s" / "argocd" / "appproject.yaml").read_text())
+    assert {"group": "external-secrets.io", "kind": "ExternalSecret"} in project["spec"]["namespaceResourceWhitelist"]
+
+
 def test_redis_config_change_restarts_redis():
     first = find(objects(render()), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     changed = objects(render({"redis": {"standalone": {"appendfsync": "always"}}}))
