@@ -11,6 +11,7 @@
 # (registry/name:tag or name@sha256:..., pinned by the pipeline), API_KEYS_FILE or API_KEY (keys for
 # the counter-api-keys Secret on first deploy, or to replace them), API_KEY (for `test`),
 # VALUES (space-separated extra values files for the chart, e.g. k8s/chart/values-aws.yaml),
+# CERTIFICATE_ARN (the ACM certificate of the AWS profile's ALB),
 # USE_HELM (auto, 1 or 0), BASE_URL (default https://$HOST), NAMESPACE (default counter-api),
 # TIMEOUT (default 300s).
 set -euo pipefail
@@ -48,6 +49,7 @@ helm_args() {
   [ -n "${APP_IMAGE:-}" ] && image_args app "$APP_IMAGE"
   [ -n "${NGINX_IMAGE:-}" ] && image_args nginx "$NGINX_IMAGE"
   [ -n "${REDIS_IMAGE:-}" ] && image_args redis "$REDIS_IMAGE"
+  [ -n "${CERTIFICATE_ARN:-}" ] && chart_args+=(--set "ingress.aws.certificateArn=$CERTIFICATE_ARN")
   local file
   for file in ${VALUES:-}; do
     [ -r "$file" ] || die "VALUES: cannot read $file"

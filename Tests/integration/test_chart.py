@@ -50,6 +50,13 @@ def values_file(name):
     return yaml.safe_load((CHART / name).read_text())
 
 
+# What an operator sets before the AWS profile and the production values render (the chart refuses
+# their placeholders): a certificate and the registry Terraform made.
+OPERATOR = {"ingress": {"aws": {"certificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/4f0c2a91-5e7d-4c1b-9a3e-2d6f8b0c1e57"}},
+            "image": {"app": {"repository": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/counter-fcgi"},
+                      "nginx": {"repository": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/counter-nginx"}}}
+
+
 def helm_merge(*layers):
     """Values files merged as Helm merges `-f a -f b`: maps deeply, a later scalar or list wins,
     and a null removes the key (a shallow {**a, **b} would drop a whole block of the first file)."""
@@ -124,6 +131,8 @@ def test_every_values_file_renders_validates_and_passes_checkov(tmp, profile):
     values = values_file(profile) if profile else {}
     if profile == "env/production.yaml":
         values = helm_merge(values_file("values-aws.yaml"), values)
+    if profile in ("values-aws.yaml", "env/production.yaml"):
+        values = helm_merge(values, OPERATOR)
     code, result = helm("validate", json.dumps(values))
     assert code == 0 and result["ok"], result
     validate_strictly(objects(render(values), hooks=True), tmp / "rendered.yaml")
@@ -167,7 +176,7 @@ def test_values_doc_documents_every_value_and_nothing_else():
 
 
 def test_aws_profile_is_an_alb_with_acm_tls_and_the_vpc_trusted():
-    docs = objects(render(values_file("values-aws.yaml")))
+    docs = objects(render(helm_merge(values_file("values-aws.yaml"), OPERATOR)))
     ingress = find(docs, "Ingress")
     notes = ingress["metadata"]["annotations"]
     assert ingress["spec"]["ingressClassName"] == "alb" and "tls" not in ingress["spec"]
@@ -367,6 +376,20 @@ def test_secrets_from_a_store_through_the_external_secrets_operator(mode, keys):
     assert {"group": "external-secrets.io", "kind": "ExternalSecret"} in project["spec"]["namespaceResourceWhitelist"]
 
 
+@pytest.mark.parametrize("values,message", [
+    ({}, "ingress.aws.certificateArn is required with className alb"),
+    ({"ingress": {"aws": {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}}},
+     "ingress.aws.certificateArn (arn:aws:acm:eu-west-1:123456789012:certificate/abc) is the documentation's example"),
+    ({"ingress": {"aws": {"certificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"}}},
+     "is the documentation's example"),
+    (helm_merge(OPERATOR, {"image": {"nginx": {"repository": "ghcr.io/example-org/counter-nginx"}}}),
+     "image.nginx.repository (ghcr.io/example-org/counter-nginx) is the documentation's example"),
+])
+def test_placeholders_are_refused_at_render(values, message):
+    code, out = helm("render", json.dumps(helm_merge(values_file("values-aws.yaml"), values)), "counter-api", "counter-api")
+    assert code != 0 and message in str(out), out
+
+
 def test_redis_config_change_restarts_redis():
     first = find(objects(render()), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     changed = objects(render({"redis": {"standalone": {"appendfsync": "always"}}}))
@@ -442,7 +465,10 @@ def test_argocd_application_and_project():
     assert (ROOT / source["path"] / "Chart.yaml").exists()
     for name in source["helm"]["valueFiles"]:
         assert (ROOT / source["path"] / name).exists(), name
-    merged = helm_merge(*(values_file(name) for name in source["helm"]["valueFiles"]))
+    committed = helm_merge(*(values_file(name) for name in source["helm"]["valueFiles"]))
+    code, out = helm("render", json.dumps(committed), source["helm"]["releaseName"], "counter-api")
+    assert code != 0 and "is the documentation's example" in str(out), "placeholders are refused, not deployed"
+    merged = helm_merge(committed, OPERATOR)
     code, result = helm("validate", json.dumps(merged))
     assert code == 0 and result["ok"], result
     docs = objects(render(merged, release=source["helm"]["releaseName"]))
@@ -450,7 +476,7 @@ def test_argocd_application_and_project():
     ingress = find(docs, "Ingress")
     assert ingress["spec"]["ingressClassName"] == "alb"
     notes = ingress["metadata"]["annotations"]
-    assert notes["alb.ingress.kubernetes.io/certificate-arn"] == values_file("env/production.yaml")["ingress"]["aws"]["certificateArn"]
+    assert notes["alb.ingress.kubernetes.io/certificate-arn"] == OPERATOR["ingress"]["aws"]["certificateArn"]
     assert notes["alb.ingress.kubernetes.io/ssl-policy"] == values_file("values-aws.yaml")["ingress"]["aws"]["sslPolicy"]
     assert find(docs, "StatefulSet")["metadata"]["name"] == "counter-api-redis" and any(
         c["name"] == "sentinel" for c in find(docs, "StatefulSet")["spec"]["template"]["spec"]["containers"])
@@ -488,7 +514,8 @@ def test_gitops_pinning_changes_only_the_digests_and_renders(tmp):
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(before) == len(after) and len(changed) == 4, changed
     assert all(re.match(r"^    (repository|digest): ", b) for _, b in changed)
-    values = helm_merge(values_file("values-aws.yaml"), yaml.safe_load(pinned.read_text()))
+    values = helm_merge(values_file("values-aws.yaml"), yaml.safe_load(pinned.read_text()),
+                        {"ingress": OPERATOR["ingress"]})
     images = {c["name"]: c["image"] for c in find(objects(render(values)), "Deployment")["spec"]["template"]["spec"]["containers"]}
     assert images == {"counter-fcgi": f"ghcr.io/acme/counter-fcgi@{app}", "nginx": f"ghcr.io/acme/counter-nginx@{nginx}"}
     bad = subprocess.run(["python3", str(ROOT / "scripts" / "pin-images.py"), str(pinned)],

@@ -160,6 +160,7 @@ def test_deploy_script_uses_the_chart_when_helm_is_there():
     digest = "sha256:" + "cd" * 32
     env = {"PATH": f"{ROOT / 'Tests/integration/fakehelm'}:{os.environ['PATH']}", "USE_HELM": "1",
            "HOST": "api.example.org", "VALUES": "k8s/chart/values-aws.yaml",
+           "CERTIFICATE_ARN": "arn:aws:acm:eu-west-1:111122223333:certificate/4f0c2a91-5e7d-4c1b-9a3e-2d6f8b0c1e57",
            "APP_IMAGE": f"reg.example/counter-fcgi@{digest}", "NGINX_IMAGE": "reg.example/counter-nginx:v2"}
     out = run("scripts/deploy.sh", "render", env=env)
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -168,6 +169,7 @@ def test_deploy_script_uses_the_chart_when_helm_is_there():
     assert images == {"counter-fcgi": f"reg.example/counter-fcgi@{digest}", "nginx": "reg.example/counter-nginx:v2"}
     ingress = next(d for d in docs if d["kind"] == "Ingress")
     assert ingress["spec"]["ingressClassName"] == "alb" and ingress["spec"]["rules"][0]["host"] == "api.example.org"
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/certificate-arn"] == env["CERTIFICATE_ARN"]
     assert all(d["metadata"].get("namespace") == "counter-api" for d in docs)
     missing = run("scripts/deploy.sh", "render", env={**env, "VALUES": "no-such-values.yaml"}, check=False)
     assert missing.returncode == 1 and "VALUES: cannot read no-such-values.yaml" in missing.stderr

@@ -117,6 +117,20 @@ says which, instead of objects the API server refuses or a cluster that cannot f
 {{- fail (printf "redis.sentinel.waitReplicas (%d) needs that many replicas, but %d nodes have %d" (int $s.waitReplicas) (int $s.nodes) (sub (int $s.nodes) 1)) -}}
 {{- end -}}
 {{- end -}}
+{{- /* Placeholders from the docs would pass `required` and fail later, out of sight: the ALB
+controller cannot find the certificate (while `helm --wait` still succeeds), or the pods cannot
+pull their images. */ -}}
+{{- if and $v.ingress.enabled (eq $v.ingress.className "alb") -}}
+{{- $arn := toString $v.ingress.aws.certificateArn -}}
+{{- if or (contains ":123456789012:" $arn) (hasSuffix "/00000000-0000-0000-0000-000000000000" $arn) -}}
+{{- fail (printf "ingress.aws.certificateArn (%s) is the documentation's example: set your ACM certificate's ARN (Terraform's output certificate_arn)" $arn) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $image := $v.image -}}
+{{- if and (kindIs "map" $image) (contains "example-org/" (toString $image.repository)) -}}
+{{- fail (printf "image.%s.repository (%s) is the documentation's example: set your registry (the pipeline pins it with the digest it pushed)" $name $image.repository) -}}
+{{- end -}}
+{{- end -}}
 {{- if ne $v.redis.mode "external" -}}
 {{- $st := $v.redis.standalone -}}
 {{- $limit := include "counter-api.mebibytes" (default "" (dig "limits" "memory" "" $st.resources)) | int -}}
