@@ -390,6 +390,29 @@ def test_placeholders_are_refused_at_render(values, message):
     assert code != 0 and message in str(out), out
 
 
+def test_unsigned_images_can_be_refused_by_a_kyverno_policy():
+    assert not [d for d in objects(render()) if d["kind"] == "Policy"], "off by default: it needs Kyverno"
+    identity = "https://github.com/acme/counter-fcgi/.github/workflows/ci.yml@refs/heads/main"
+    docs = objects(render(helm_merge(OPERATOR, {"imagePolicy": {"enabled": True, "identity": identity}})))
+    policy = find(docs, "Policy")
+    assert policy["metadata"]["namespace"] == "counter-api" and policy["spec"]["validationFailureAction"] == "Enforce"
+    rule = policy["spec"]["rules"][0]
+    assert rule["match"] == {"any": [{"resources": {"kinds": ["Pod"]}}]}
+    verify = rule["verifyImages"][0]
+    assert verify["imageReferences"] == [OPERATOR["image"]["app"]["repository"] + "*", OPERATOR["image"]["nginx"]["repository"] + "*"]
+    assert verify["verifyDigest"] and verify["mutateDigest"] and verify["required"]
+    keyless = verify["attestors"][0]["entries"][0]["keyless"]
+    # The same identity and issuer the deploy job's `cosign verify` checks.
+    assert keyless == {"subject": identity, "issuer": "https://token.actions.githubusercontent.com",
+                       "rekor": {"url": "https://rekor.sigstore.dev"}}
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in workflow
+    code, out = helm("render", json.dumps({"imagePolicy": {"enabled": True}}))
+    assert code != 0 and "imagePolicy.identity is required" in str(out)
+    project = yaml.safe_load((ROOT / "k8s" / "argocd" / "appproject.yaml").read_text())
+    assert {"group": "kyverno.io", "kind": "Policy"} in project["spec"]["namespaceResourceWhitelist"]
+
+
 def test_redis_config_change_restarts_redis():
     first = find(objects(render()), "StatefulSet")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
     changed = objects(render({"redis": {"standalone": {"appendfsync": "always"}}}))
