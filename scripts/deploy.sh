@@ -5,6 +5,7 @@
 #   scripts/deploy.sh deploy    Secrets if missing, then the chart or the manifests (host and images set), wait
 #   scripts/deploy.sh status    what runs, rollout state
 #   scripts/deploy.sh test      /health, /read, POST /write through the ingress, with the API key
+#   scripts/deploy.sh rollback  back to the release before the last (helm), waiting for it
 #   scripts/deploy.sh cleanup   delete everything, Redis data included (asks CONFIRM=yes)
 #   scripts/deploy.sh render    print what deploy would apply (no cluster needed)
 # Settings: HOST (public host; default k8s/settings.env), APP_IMAGE, NGINX_IMAGE, REDIS_IMAGE
@@ -20,7 +21,7 @@ ns=${NAMESPACE:-counter-api}
 timeout=${TIMEOUT:-300s}
 
 die() { echo "deploy: $*" >&2; exit 1; }
-usage() { echo "usage: scripts/deploy.sh deploy|status|test|cleanup|render" >&2; exit 2; }
+usage() { echo "usage: scripts/deploy.sh deploy|status|test|rollback|cleanup|render" >&2; exit 2; }
 need_cluster() {
   command -v kubectl >/dev/null || die "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
   kubectl config current-context >/dev/null 2>&1 || die "kubectl has no current context: select a cluster (kubectl config use-context NAME)"
@@ -131,7 +132,15 @@ case $cmd in
     ensure_secrets
     if use_helm; then
       helm_args
-      helm upgrade --install counter-api k8s/chart "${chart_args[@]}" --wait --timeout "$timeout"
+      # A rollout that does not become ready in time is undone at once: the release before it
+      # serves again, rather than a half-rolled Deployment (a first install has nothing to go back to).
+      if ! helm upgrade --install counter-api k8s/chart "${chart_args[@]}" --wait --timeout "$timeout"; then
+        if helm -n "$ns" history counter-api --max 2 2>/dev/null | grep -q deployed; then
+          echo "deploy: the upgrade failed; rolling back to the previous release" >&2
+          helm -n "$ns" rollback counter-api 0 --wait --timeout "$timeout" || true
+        fi
+        die "the upgrade failed (see above)"
+      fi
     else
       render | kubectl apply -f -
     fi
@@ -158,6 +167,13 @@ case $cmd in
     check GET /read "$API_KEY"
     check POST /write "$API_KEY"
     check GET /read "$API_KEY"
+    ;;
+  rollback)
+    need_cluster
+    use_helm || die "rollback needs helm (the plain manifests have no history: apply the previous commit's)"
+    helm -n "$ns" rollback counter-api 0 --wait --timeout "$timeout"
+    kubectl -n "$ns" rollout status deployment/counter-api --timeout="$timeout"
+    echo "deploy: counter-api rolled back" >&2
     ;;
   render)
     use_helm || command -v kubectl >/dev/null || die "neither helm nor kubectl is installed (one renders the manifests)"

@@ -561,6 +561,59 @@ def test_workflow_deploys_by_push_or_by_gitops():
     assert "helm lint --strict k8s/chart" in lint and "LoadRestrictionsNone" not in lint
 
 
+def test_workflow_on_day_two():
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]
+    # Signed once per digest (a re-run must not push a second signature to an immutable tag), and
+    # verified before any deploy job sees the digests.
+    sign = next(s for s in jobs["images"]["steps"] if "cosign sign" in s.get("run", ""))
+    script = sign["run"]
+    assert "verify || cosign sign --yes" in script and script.index("verify ||") < script.index("cosign sign")
+    assert "--certificate-identity" in script and "exit 1" in script
+    assert set(jobs["gitops"]["needs"]) >= {"images"}
+    # GitOps: a concurrent push is rebased onto, a bounded number of times.
+    push = next(s for s in jobs["gitops"]["steps"] if "git push" in s.get("run", ""))["run"]
+    assert "git pull --rebase origin main" in push and "for attempt in 1 2 3 4 5" in push
+    # Push mode: a failed smoke test rolls back.
+    names = [s.get("name", "") for s in jobs["deploy"]["steps"]]
+    rollback = jobs["deploy"]["steps"][names.index("Roll back when the smoke test failed")]
+    assert rollback["if"] == "failure()" and rollback["run"] == "scripts/deploy.sh rollback"
+    assert names.index("Smoke test through the ingress") < names.index("Roll back when the smoke test failed")
+
+
+def fake_tools(tmp, helm_upgrade_status=0):
+    """helm and kubectl that record their arguments (one line per call) and succeed, except
+    `helm upgrade` with `helm_upgrade_status`; `helm history` shows a deployed release."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    log = tmp / "calls.log"
+    for tool in ("helm", "kubectl"):
+        script = bin_dir / tool
+        status = f'[ "$1" = upgrade ] && exit {helm_upgrade_status}\n' if tool == "helm" else ""
+        history = 'case "$*" in *history*) echo "1 deployed counter-api-1.0.0";; esac\n' if tool == "helm" else ""
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n{history}{status}exit 0\n')
+        script.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "USE_HELM": "1", "HOST": "api.example.org",
+            "API_KEY": "tk-admin-Q7x9v2LmP4sR8wYz", "TIMEOUT": "60s"}, log
+
+
+def test_deploy_script_rolls_back(tmp):
+    env, log = fake_tools(tmp)
+    out = subprocess.run(["scripts/deploy.sh", "rollback"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines()
+    assert "helm -n counter-api rollback counter-api 0 --wait --timeout 60s" in calls
+    assert "kubectl -n counter-api rollout status deployment/counter-api --timeout=60s" in calls
+
+
+def test_a_failed_upgrade_is_rolled_back(tmp):
+    env, log = fake_tools(tmp, helm_upgrade_status=1)
+    out = subprocess.run(["scripts/deploy.sh", "deploy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "the upgrade failed" in out.stderr
+    calls = log.read_text().splitlines()
+    upgrade = next(i for i, c in enumerate(calls) if c.startswith("helm upgrade --install counter-api"))
+    assert calls[upgrade + 2:upgrade + 3] == ["helm -n counter-api rollback counter-api 0 --wait --timeout 60s"], calls
+
+
 def sentinel_objects():
     return objects(render({"redis": {"mode": "sentinel", "existingSecret": ""}}))
 
