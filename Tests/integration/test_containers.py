@@ -561,7 +561,7 @@ def test_workflow_ships_pinned_images_with_oidc_and_smoke_tests():
         scan = image_steps[f"Scan the {image} image"]["with"]
         assert scan["severity"] == "CRITICAL,HIGH" and scan["ignore-unfixed"] is True and scan["exit-code"] == "1"
         assert image_steps[f"SBOM of {image} (attached to the run)"]["with"]["format"] == "spdx-json"
-    assert "cosign sign --yes" in image_steps["Sign both images by digest"]["run"]
+    assert "cosign sign --yes" in image_steps["Sign both images by digest, once, and verify"]["run"]
     assert "amazon-ecr-login" in json.dumps(images) and "ghcr.io" not in text, "images go to the Terraform's ECR"
     assert all("cache-from" in image_steps[f"{name} image"]["with"] for name in ("counter-fcgi", "nginx"))
     infra = yaml.safe_load((ROOT / ".github/workflows/infra.yml").read_text())
