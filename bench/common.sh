@@ -2,7 +2,7 @@
 # shellcheck disable=SC2034 # bin and dir are used by the scripts that source this file
 # Shared by the bench scripts (sourced, not run): builds the release binary, makes a temp dir,
 # and stops every process recorded in `pids` (by PID, newest first) when the script exits.
-# Sets: bin, dir, pids. Defines: free_port [udp], start_redis (sets rport, redis_pid), start_responder
+# Sets: bin, dir, pids. Defines: free_port [udp], start_redis [ARG...] (sets rport, redis_pid), start_responder
 # [NAME=VALUE...] (sets fcgi_pid), wait_http URL KEY, cpu_ticks PID..., the CPU time (user + system,
 # in clock ticks) used so far by those processes and all their descendants, edit_line FILE LINE NEW.
 
@@ -29,10 +29,15 @@ free_port() {
   python3 -c 'import socket,sys;s=socket.socket(type=socket.SOCK_DGRAM if sys.argv[1:]==["udp"] else socket.SOCK_STREAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])' "$@"
 }
 
-# Redis on TCP without persistence, as the reference stack runs it, so only what is in front differs.
+# Redis on TCP without persistence, as the reference stack runs it, so only what is in front differs;
+# extra redis-server arguments override those (a later option wins). A Redis started earlier by this
+# function is stopped first.
+redis_pid=""
+# shellcheck disable=SC2120 # the arguments are optional
 start_redis() {
+  if [ -n "$redis_pid" ]; then kill -TERM "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; fi
   rport=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" "$@" &
   redis_pid=$!
   pids+=($!)
   for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done

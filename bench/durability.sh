@@ -27,19 +27,12 @@ nginx -q -t -c "$dir/nginx/nginx.conf" -p "$dir/nginx"
 nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -g 'daemon off;' 2>"$dir/nginx.log" &
 pids+=($!)
 
-# Redis with AOF in its own folder (on the same disk as the temp dir), as the shipped configs run it.
+# Redis with AOF in a fresh folder of its own (on the same disk as the temp dir), as the shipped
+# configs run it.
 start_aof_redis() {  # MODE
-  [ -z "${redis_pid:-}" ] || { kill -TERM "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; }
-  rport=$(free_port)
+  rm -rf "${dir:?}/redis-$1"
   mkdir -p "$dir/redis-$1"
-  rm -rf "${dir:?}/redis-$1/"*
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync "$1" \
-    --dir "$dir/redis-$1" --logfile "$dir/redis-$1.log" &
-  redis_pid=$!
-  pids+=("$redis_pid")
-  for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
-  echo "bench: redis-server did not start" >&2
-  return 1
+  start_redis --appendonly yes --appendfsync "$1" --dir "$dir/redis-$1" --logfile "$dir/redis-$1.log"
 }
 
 results="$dir/results.txt"

@@ -17,17 +17,10 @@ from pathlib import Path
 
 import helm_python
 
+from valuesmerge import merge_into
+
 # HELMTOOL_CHART: another copy of the chart (tests that change one of its files).
 CHART = os.environ.get("HELMTOOL_CHART") or str(Path(__file__).resolve().parents[2] / "k8s" / "chart")
-
-
-def merge(base, extra):
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def cli(verb, *args):
@@ -44,7 +37,7 @@ def cli(verb, *args):
             sets.append(next(items))
         elif arg in ("-f", "--values"):
             import yaml
-            merge(values, yaml.safe_load(Path(next(items)).read_text()) or {})
+            merge_into(values, yaml.safe_load(Path(next(items)).read_text()) or {})
         elif arg == "--timeout":
             next(items)
         elif arg.startswith("-"):
@@ -53,7 +46,7 @@ def cli(verb, *args):
             positional.append(arg)
     name, chart_path = positional
     for expression in sets:
-        merge(values, helm_python.parse_set_string(expression))
+        merge_into(values, helm_python.parse_set_string(expression))
     chart = helm_python.Chart.load(chart_path)
     try:
         rendered = chart.render(values, name=name, namespace=namespace, is_install=True)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, checkov, free_port, wait_for
+from valuesmerge import helm_merge
 
 VENV = ROOT / ".tools" / "venv" / "bin"
 CHART = ROOT / "k8s" / "chart"
@@ -55,24 +56,6 @@ def values_file(name):
 OPERATOR = {"ingress": {"aws": {"certificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/4f0c2a91-5e7d-4c1b-9a3e-2d6f8b0c1e57"}},
             "image": {"app": {"repository": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/counter-fcgi"},
                       "nginx": {"repository": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/counter-nginx"}}}
-
-
-def helm_merge(*layers):
-    """Values files merged as Helm merges `-f a -f b`: maps deeply, a later scalar or list wins,
-    and a null removes the key (a shallow {**a, **b} would drop a whole block of the first file)."""
-    def merge(base, extra):
-        for key, value in extra.items():
-            if value is None:
-                base.pop(key, None)
-            elif isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-        return base
-    merged = {}
-    for layer in layers:
-        merge(merged, json.loads(json.dumps(layer or {})))
-    return merged
 
 
 def container(docs, name):
