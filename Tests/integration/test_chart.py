@@ -17,7 +17,7 @@ from valuesmerge import helm_merge
 
 VENV = ROOT / ".tools" / "venv" / "bin"
 CHART = ROOT / "k8s" / "chart"
-K8S_VERSION = "1.31.0"
+K8S_VERSION = "1.35.0"  # infra/variables.tf kubernetes_version (a test keeps them equal)
 PROFILES = ["values-ingress-nginx.yaml", "values-aws.yaml"]
 
 

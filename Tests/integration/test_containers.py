@@ -22,7 +22,7 @@ from docblocks import block as docblock
 from kubeplay import build as build_kube_play
 
 TOOLS = ROOT / ".tools" / "venv" / "bin"
-K8S_VERSION = "1.31.0"
+K8S_VERSION = "1.35.0"  # infra/variables.tf kubernetes_version (a test keeps them equal)
 TAG = os.environ.get("TAG", "dev")
 REDIS_IMAGE = "localhost/redis:7-bookworm"
 
@@ -179,7 +179,7 @@ def test_deploy_script_uses_the_chart_when_helm_is_there():
     assert plain.returncode == 1 and "VALUES (chart values files) needs helm" in plain.stderr
 
 
-@pytest.mark.parametrize("command", ["deploy", "status", "cleanup"])
+@pytest.mark.parametrize("command", ["deploy", "secrets", "status", "cleanup"])
 def test_deploy_scripts_fail_clearly_without_a_cluster(tmp, command):
     env = {"KUBECONFIG": str(tmp / "no-such-config")}
     out = run("scripts/deploy.sh", command, env=env, check=False)
