@@ -158,7 +158,7 @@ def test_values_doc_documents_every_value_and_nothing_else():
     assert set(keys(defaults)) <= set(documented), set(keys(defaults)) - set(documented)
 
 
-def test_aws_profile_is_an_alb_with_acm_tls_and_the_vpc_trusted():
+def test_aws_profile_is_an_alb_with_acm_tls_and_its_subnets_trusted():
     docs = objects(render(helm_merge(values_file("values-aws.yaml"), OPERATOR)))
     ingress = find(docs, "Ingress")
     notes = ingress["metadata"]["annotations"]
@@ -173,10 +173,13 @@ def test_aws_profile_is_an_alb_with_acm_tls_and_the_vpc_trusted():
     assert notes["alb.ingress.kubernetes.io/target-group-attributes"] == "deregistration_delay.timeout_seconds=15"
     assert not any(k.startswith(("cert-manager", "nginx.ingress")) for k in notes)
     nginx = env(container(docs, "nginx"))
-    assert nginx["REAL_IP_FROM"] == "10.0.0.0/16" and nginx["HEALTH_CHECK_ANY_HOST"] == "true"
+    # The ALB's addresses are in infra/'s public subnets (its output PUBLIC_SUBNET_CIDRS): only they
+    # may set X-Forwarded-For or reach the pods, not the whole VPC (whose pods could forge it).
+    alb_subnets = ["10.0.240.0/24", "10.0.241.0/24", "10.0.242.0/24"]
+    assert nginx["REAL_IP_FROM"].split() == alb_subnets and nginx["HEALTH_CHECK_ANY_HOST"] == "true"
     policy = find(docs, "NetworkPolicy", "counter-api-from-ingress")
     sources = policy["spec"]["ingress"][0]["from"]
-    assert {"ipBlock": {"cidr": "10.0.0.0/16"}} in sources
+    assert [s["ipBlock"]["cidr"] for s in sources if "ipBlock" in s] == alb_subnets
     assert not any("namespaceSelector" in s for s in sources), "an ALB in ip mode comes from the VPC, not a namespace"
     code, out = helm("render", json.dumps({"ingress": {"className": "alb"}}))
     assert code == 3 and "ingress.aws.certificateArn is required" in out["helm_error"]
@@ -532,9 +535,10 @@ def test_gitops_pinning_changes_only_the_digests_and_renders(tmp):
 def test_workflow_deploys_by_push_or_by_gitops():
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
     jobs = workflow["jobs"]
-    assert "vars.DEPLOY_MODE != 'gitops'" in jobs["deploy"]["if"]
+    # GitOps unless DEPLOY_MODE says push (infra/'s deploy_mode, whose default is gitops too).
+    assert "vars.DEPLOY_MODE == 'push'" in jobs["deploy"]["if"]
     gitops = jobs["gitops"]
-    assert "vars.DEPLOY_MODE == 'gitops'" in gitops["if"] and gitops["permissions"] == {"contents": "write"}
+    assert "vars.DEPLOY_MODE != 'push'" in gitops["if"] and gitops["permissions"] == {"contents": "write"}
     steps = " ".join(step.get("run", "") for step in gitops["steps"])
     app = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
     pinned = f"{app['spec']['source']['path']}/{app['spec']['source']['helm']['valueFiles'][-1]}"
