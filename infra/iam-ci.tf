@@ -164,6 +164,7 @@ data "aws_iam_policy_document" "plan" {
       "ec2:DescribeNetworkAcls", "ec2:DescribeFlowLogs", "ec2:DescribeLaunchTemplates",
       "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeAvailabilityZones", "ec2:DescribeTags",
       "eks:DescribeCluster", "eks:DescribeNodegroup", "eks:DescribeAddon", "eks:DescribeAddonVersions",
+      "eks:DescribeClusterVersions",
       "eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies", "eks:ListTagsForResource",
       "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
       "iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviders", "iam:ListRoleTags",

@@ -38,6 +38,24 @@ def resources(document, key="planned_values"):
     return found
 
 
+# The provider's service names, as IAM's action prefixes.
+IAM_PREFIX = {"EC2": "ec2", "EKS": "eks", "IAM": "iam", "KMS": "kms", "ECR": "ecr", "ACM": "acm", "CloudWatch Logs": "logs",
+              "S3": "s3", "STS": "sts", "Route 53": "route53"}
+
+
+def provider_calls(log):
+    """The AWS API calls in a provider debug log, as IAM actions ({"ec2:DescribeVpcs", ...})."""
+    calls = set()
+    for entry in re.split(r"\n(?=\d{4}-\d\d-\d\dT)", log):
+        if "HTTP Response Received" not in entry:
+            continue
+        service = re.search(r'rpc\.service=("[^"]*"|\S+)', entry)
+        method = re.search(r"rpc\.method=(\S+)", entry)
+        if service and method:
+            calls.add(f"{IAM_PREFIX[service.group(1).strip(chr(34))]}:{method.group(1)}")
+    return calls
+
+
 @pytest.fixture(scope="module")
 def lifecycle(tmp_path_factory):
     """The whole life of the infrastructure against the emulator, recorded for the tests below."""
@@ -79,7 +97,10 @@ def lifecycle(tmp_path_factory):
         # Again: nothing may change (no perpetual diff), then what is left is exactly the left-out set.
         record["replan"] = emu.setup_aws("plan", "-no-color", "-detailed-exitcode", *targets)
         record["state"] = emu.json()
-        ok(emu.setup_aws("plan", "-no-color"))
+        # The full plan of a pull request, logging every AWS call the provider makes for it.
+        calls_log = tmp / "plan-calls.log"
+        ok(emu.setup_aws("plan", "-no-color", env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": str(calls_log)}))
+        record["plan_calls"] = provider_calls(calls_log.read_text())
         record["rest_json"] = emu.json("tfplan")
         ok(emu.setup_aws("plan", "-no-color", "-var", "deploy_mode=push"))
         record["push_json"] = emu.json("tfplan")
@@ -355,6 +376,17 @@ def test_the_plan_role_reads_the_state_and_describes_nothing_more(lifecycle):
     assert reads == {state_object}
 
 
+def test_the_plan_role_may_make_every_call_a_plan_makes(lifecycle):
+    """A pull request's plan refreshes everything in the state: every call the provider made for the
+    full plan here is allowed by the plan role (so its plan cannot fail on a denied read)."""
+    statements, _ = role_policy(resources(lifecycle["state"], "values"), "plan")
+    allowed = {a for s in statements if s["Effect"] == "Allow" for a in listed(s["Action"])}
+    # The provider asks iam:GetUser first for the caller's ARN and falls back to STS when refused.
+    calls = lifecycle["plan_calls"] - {"iam:GetUser"}
+    assert len(calls) > 25 and {"ec2:DescribeVpcs", "eks:DescribeCluster", "iam:GetRole"} <= calls, sorted(calls)
+    assert calls <= allowed, sorted(calls - allowed)
+
+
 # --- the ten first-deploy defects, each checked where it would show --------------------------------
 
 def test_add_ons_are_managed_with_their_own_roles(lifecycle):
@@ -542,3 +574,40 @@ def test_the_trust_evaluation_refuses_what_it_must():
     assert not accepts(unchecked, provider, {"sub": f"repo:{REPOSITORY}:pull_request", "aud": "sts.amazonaws.com"})
     images = [job for job in oidc_jobs("gitops") if job[0] == "ci.yml/images"]
     assert images == [("ci.yml/images", "IMAGES_ROLE_ARN", f"repo:{REPOSITORY}:ref:refs/heads/main")]
+
+
+def test_argo_cd_platform_applications_are_pinned_and_scoped():
+    documents = list(yaml.safe_load_all((ROOT / "k8s" / "argocd" / "platform.yaml").read_text()))
+    project = next(d for d in documents if d["kind"] == "AppProject")
+    applications = [d for d in documents if d["kind"] == "Application"]
+    counter_api = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
+    ours = counter_api["spec"]["source"]["repoURL"]
+    assert project["metadata"]["name"] == "platform"
+    assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "kube-system"}]
+    for application in applications:
+        spec = application["spec"]
+        assert spec["project"] == "platform" and spec["destination"]["namespace"] == "kube-system"
+        assert "resources-finalizer.argocd.argoproj.io" in application["metadata"].get("finalizers", []) \
+            or application["metadata"]["name"] == "storage", "controllers are removed with their application"
+        for source in spec.get("sources", [spec.get("source")]):
+            assert source["repoURL"] in project["spec"]["sourceRepos"], source["repoURL"]
+            if "chart" in source:
+                assert re.fullmatch(r"\d+\.\d+\.\d+", source["targetRevision"]), source
+            else:
+                assert source["repoURL"] == ours and source["targetRevision"] == counter_api["spec"]["source"]["targetRevision"]
+    # The load balancer controller's webhook and the storage class come before counter-api's sync.
+    waves = {a["metadata"]["name"]: int(a["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+             for a in applications}
+    assert waves["aws-load-balancer-controller"] < 0 and waves["storage"] < 0
+    # The committed values are placeholders the bootstrap refuses until `setup-aws.sh outputs` ran.
+    for values in (ROOT / "k8s" / "platform" / "values").glob("*.yaml"):
+        assert "REPLACE" in values.read_text(), values.name
+    script = (ROOT / "scripts" / "setup-aws.sh").read_text()
+    assert "grep -rqs 'REPLACE' \"$root/k8s/platform/values\"" in script
+
+
+def test_the_storage_class_is_a_valid_kubernetes_object():
+    out = subprocess.run([str(ROOT / ".tools" / "venv" / "bin" / "kubernetes-validate"), "--strict", "--quiet", "-k", K8S_VERSION,
+                          str(ROOT / "k8s" / "platform" / "storage" / "storageclass.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
