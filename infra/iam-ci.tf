@@ -1,7 +1,7 @@
 # The roles GitHub Actions assumes by OIDC (no stored keys). Each trusts exactly the token subjects
 # of the jobs that use it (a test evaluates these trust policies against the workflows' jobs):
 #   images  the `images` job on a push to main (no environment: subject ref:refs/heads/main):
-#           push to the two ECR repositories, nothing else;
+#           push to the three ECR repositories (our two images, the Redis mirror), nothing else;
 #   deploy  push mode only: the `deploy` job in the production environment: pull and verify the
 #           images, find the cluster; inside it, edit the service's namespace (access.tf);
 #   plan    the infra workflow's pull-request plan: read the state object and describe resources.
@@ -80,7 +80,7 @@ data "aws_iam_policy_document" "ci" {
   }[each.key]]
 }
 
-# --- images: push to the two repositories ---------------------------------------------------------
+# --- images: push to the three repositories ---------------------------------------------------------
 
 data "aws_iam_policy_document" "images" {
   # checkov:skip=CKV_AWS_356: ecr:GetAuthorizationToken takes no resource ARN
@@ -91,7 +91,7 @@ data "aws_iam_policy_document" "images" {
     resources = ["*"]
   }
   statement {
-    sid = "PushTheTwoImages"
+    sid = "PushTheImagesAndTheRedisMirror"
     actions = [
       "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CompleteLayerUpload",
       "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload",

@@ -48,6 +48,11 @@ output "ECR_NGINX_REPOSITORY" {
   value       = aws_ecr_repository.image["counter-nginx"].repository_url
 }
 
+output "ECR_REDIS_REPOSITORY" {
+  description = "The ECR repository URL of the Redis mirror (the pipeline copies the chart's Redis there by digest)."
+  value       = aws_ecr_repository.image["redis"].repository_url
+}
+
 output "CERTIFICATE_ARN" {
   description = "The ACM certificate for the host: the chart's ingress.aws.certificateArn."
   value       = aws_acm_certificate.api.arn

@@ -1,10 +1,11 @@
-# One ECR repository per image: immutable tags (a digest deployed is the digest built), scanned on
+# One ECR repository per image (Redis too: the pipeline mirrors the chart's Redis by digest, so the
+# nodes pull nothing from Docker Hub): immutable tags (a digest deployed is the digest built), scanned on
 # push, encrypted with our key, the newest image_retention_count kept. The nodes pull with their
 # IAM role: no pull secret. Destroy deletes repositories holding images only when ecr_force_delete
 # is on (`setup-aws.sh destroy` sets it after the operator confirms).
 
 locals {
-  images = toset(["counter-fcgi", "counter-nginx"])
+  images = toset(["counter-fcgi", "counter-nginx", "redis"])
 }
 
 resource "aws_ecr_repository" "image" {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Pins image digests in a values file of the chart (the GitOps flow: CI commits the result and
 Argo CD syncs it). Reads APP_REPOSITORY/APP_DIGEST and NGINX_REPOSITORY/NGINX_DIGEST from the
-environment; changes only those keys and keeps the file's comments.
+environment, and REDIS_REPOSITORY/REDIS_DIGEST when set (Redis mirrored to the project's registry);
+changes only those keys and keeps the file's comments.
 
   scripts/pin-images.py k8s/chart/env/production.yaml
 """
@@ -32,10 +33,13 @@ def pin(text, image, repository, digest):
 def main(path):
     file = Path(path)
     text = file.read_text()
-    for image, prefix in (("app", "APP"), ("nginx", "NGINX")):
+    images = [("app", "APP"), ("nginx", "NGINX")]
+    if os.environ.get("REDIS_REPOSITORY") or os.environ.get("REDIS_DIGEST"):
+        images.append(("redis", "REDIS"))
+    for image, prefix in images:
         text = pin(text, image, os.environ[f"{prefix}_REPOSITORY"], os.environ[f"{prefix}_DIGEST"])
     file.write_text(text)
-    print(f"pin-images: {path}: app and nginx pinned by digest", file=sys.stderr)
+    print(f"pin-images: {path}: {', '.join(i for i, _ in images)} pinned by digest", file=sys.stderr)
 
 
 if __name__ == "__main__":

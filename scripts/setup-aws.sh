@@ -130,7 +130,7 @@ argocd() {
 # Images in the two repositories (0 when they are gone).
 image_count() {
   local total=0 repository count
-  for repository in counter-fcgi counter-nginx; do
+  for repository in counter-fcgi counter-nginx redis; do
     count=$(aws ecr list-images --region "$(region)" --repository-name "$repository" --query 'length(imageIds)' --output text 2>/dev/null || echo 0)
     total=$((total + count))
   done
@@ -223,7 +223,7 @@ case ${1:-} in
   outputs)
     init >/dev/null 2>&1 || true
     for name in IMAGES_ROLE_ARN DEPLOY_ROLE_ARN PLAN_ROLE_ARN AWS_REGION EKS_CLUSTER PUBLIC_HOST \
-                ECR_APP_REPOSITORY ECR_NGINX_REPOSITORY STATE_BUCKET; do
+                ECR_APP_REPOSITORY ECR_NGINX_REPOSITORY ECR_REDIS_REPOSITORY STATE_BUCKET; do
       value=$(output "$name") || die "no output $name: has apply run?"
       [ -n "$value" ] || continue   # DEPLOY_ROLE_ARN in GitOps mode
       if have gh; then

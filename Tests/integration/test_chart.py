@@ -530,6 +530,18 @@ def test_gitops_pinning_changes_only_the_digests_and_renders(tmp):
     bad = subprocess.run(["python3", str(ROOT / "scripts" / "pin-images.py"), str(pinned)],
                          env={**env, "APP_DIGEST": "latest"}, capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "is not sha256:<64 hex>" in bad.stderr
+    # The Redis mirror: pinned the same way, and rendered by digest from the project's registry.
+    redis = "sha256:" + "ef" * 32
+    pinned.write_text(source.read_text())
+    ecr = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+    out = subprocess.run(["python3", str(ROOT / "scripts" / "pin-images.py"), str(pinned)], capture_output=True, text=True,
+                         env={**env, "REDIS_REPOSITORY": f"{ecr}/redis", "REDIS_DIGEST": redis}, timeout=30)
+    assert out.returncode == 0 and "app, nginx, redis pinned" in out.stderr, out.stderr
+    values = helm_merge(values_file("values-aws.yaml"), yaml.safe_load(pinned.read_text()), {"ingress": OPERATOR["ingress"]})
+    redis_images = {c["image"] for d in objects(render(values)) if d["kind"] == "StatefulSet"
+                    for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", [])
+                    if "redis" in c["image"]}
+    assert redis_images == {f"{ecr}/redis@{redis}"}, redis_images
 
 
 def test_workflow_deploys_by_push_or_by_gitops():
@@ -543,6 +555,15 @@ def test_workflow_deploys_by_push_or_by_gitops():
     app = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
     pinned = f"{app['spec']['source']['path']}/{app['spec']['source']['helm']['valueFiles'][-1]}"
     assert f"scripts/pin-images.py {pinned}" in steps and f"git add {pinned}" in steps
+    # Redis comes from the project's registry by digest: mirrored once per digest, then pinned.
+    mirror = next(s for s in jobs["images"]["steps"] if s.get("id") == "redis")
+    assert mirror["if"] == "github.event_name == 'push'" and "skopeo copy --all --preserve-digests" in mirror["run"]
+    assert "aws ecr describe-images --repository-name redis" in mirror["run"]
+    assert jobs["images"]["outputs"]["redis"] == "${{ steps.redis.outputs.digest }}"
+    pin_env = next(s for s in gitops["steps"] if "pin-images.py" in s.get("run", ""))["env"]
+    assert pin_env["REDIS_REPOSITORY"] == "${{ vars.ECR_REDIS_REPOSITORY }}" and pin_env["REDIS_DIGEST"] == "${{ needs.images.outputs.redis }}"
+    deploy_env = next(s for s in jobs["deploy"]["steps"] if s.get("run") == "scripts/deploy.sh deploy")["env"]
+    assert deploy_env["REDIS_IMAGE"].endswith("/redis@${{ needs.images.outputs.redis }}")
     assert "id-token" not in json.dumps(gitops), "the GitOps job needs no cloud credentials"
     lint = " ".join(step.get("run", "") for step in jobs["images"]["steps"])
     assert "helm lint --strict k8s/chart" in lint and "LoadRestrictionsNone" not in lint

@@ -184,7 +184,7 @@ def test_destroy_asks_twice_then_leaves_nothing(lifecycle):
     assert needs.returncode == 1 and "needs the real cluster's API" in needs.stderr and "CLUSTER_GONE=1" in needs.stderr
     kept = lifecycle["destroy_keeps_images"]
     assert kept.returncode == 1 and "hold 1 images" in kept.stderr and "the images stay" in kept.stderr
-    assert {r["repositoryName"] for r in lifecycle["repositories_kept"]} == {"counter-fcgi", "counter-nginx"}
+    assert {r["repositoryName"] for r in lifecycle["repositories_kept"]} == {"counter-fcgi", "counter-nginx", "redis"}
     destroy = ok(lifecycle["destroy"])
     assert "Destroy complete!" in destroy.stdout
     assert ok(lifecycle["state_after"]).stdout.strip() == ""
@@ -324,11 +324,12 @@ def listed(value):
     return value if isinstance(value, list) else [value]
 
 
-def test_the_images_role_pushes_to_the_two_repositories_and_nothing_else(lifecycle):
+def test_the_images_role_pushes_to_our_repositories_and_nothing_else(lifecycle):
     values = resources(lifecycle["state"], "values")
     statements, attached = role_policy(values, "images")
     assert attached == []
-    repositories = {values[f'aws_ecr_repository.image["{n}"]']["arn"] for n in ("counter-fcgi", "counter-nginx")}
+    # Our two images and the Redis mirror (the images job copies Redis there by digest).
+    repositories = {values[f'aws_ecr_repository.image["{n}"]']["arn"] for n in ("counter-fcgi", "counter-nginx", "redis")}
     key = values['aws_kms_key.this["ecr"]']["arn"]
     pushes = set()
     for statement in statements:
