@@ -101,8 +101,20 @@ yaml.safe_dump(doc, open("kustomization.yaml", "w"), sort_keys=False)
 PY
 }
 
+# The namespace, made when missing. A namespace-scoped identity (the push-mode deploy role on EKS,
+# whose namespace Argo CD makes) may not even read namespaces: then it is taken as there.
+ensure_namespace() {
+  local answer
+  answer=$(kubectl get namespace "$ns" 2>&1) && return 0
+  case $answer in
+    *NotFound*|*"not found"*) kubectl apply -f k8s/namespace.yaml ;;
+    *[Ff]orbidden*) echo "deploy: this identity may not read namespaces; taking $ns as made for it" >&2 ;;
+    *) die "cannot tell whether namespace $ns exists: $answer" ;;
+  esac
+}
+
 ensure_secrets() {
-  kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl apply -f k8s/namespace.yaml
+  ensure_namespace
   if ! kubectl -n "$ns" get secret counter-api-redis >/dev/null 2>&1; then
     echo "deploy: creating Secret counter-api-redis with random passwords (app user, admin user, Sentinel)" >&2
     kubectl -n "$ns" create secret generic counter-api-redis \

@@ -123,7 +123,14 @@ argocd() {
   fi
   helm upgrade --install argocd argo-cd --repo https://argoproj.github.io/argo-helm --version "$argocd_chart_version" \
     --namespace argocd --create-namespace --wait --timeout 10m >&2
-  kubectl apply -f "$root/k8s/argocd/" >&2
+  kubectl apply -f "$root/k8s/argocd/appproject.yaml" -f "$root/k8s/argocd/platform.yaml" >&2
+  # GitOps: Argo CD deploys counter-api. Push: the pipeline does, into the namespace and with the
+  # permissions Argo CD keeps for it.
+  if [ "$(setting deploy_mode)" = push ]; then
+    kubectl apply -f "$root/k8s/argocd/push-mode.yaml" >&2
+  else
+    kubectl apply -f "$root/k8s/argocd/application.yaml" >&2
+  fi
   say "Argo CD installed; it now syncs the platform (load balancer controller, autoscaler, storage) and counter-api"
 }
 

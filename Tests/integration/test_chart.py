@@ -588,9 +588,10 @@ def test_workflow_on_day_two():
     assert names.index("Smoke test through the ingress") < names.index("Roll back when the smoke test failed")
 
 
-def fake_tools(tmp, helm_upgrade_status=0):
+def fake_tools(tmp, helm_upgrade_status=0, namespace_answer=""):
     """helm and kubectl that record their arguments (one line per call) and succeed, except
-    `helm upgrade` with `helm_upgrade_status`; `helm history` shows a deployed release."""
+    `helm upgrade` with `helm_upgrade_status`, and `kubectl get namespace` with `namespace_answer`
+    (an error message, status 1) when given; `helm history` shows a deployed release."""
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
     log = tmp / "calls.log"
@@ -598,6 +599,9 @@ def fake_tools(tmp, helm_upgrade_status=0):
         script = bin_dir / tool
         status = f'[ "$1" = upgrade ] && exit {helm_upgrade_status}\n' if tool == "helm" else ""
         history = 'case "$*" in *history*) echo "1 deployed counter-api-1.0.0";; esac\n' if tool == "helm" else ""
+        if tool == "kubectl" and namespace_answer:
+            (tmp / "namespace-answer").write_text(namespace_answer + "\n")
+            history = f'case "$*" in "get namespace counter-api") cat "{tmp / "namespace-answer"}" >&2; exit 1;; esac\n'
         script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n{history}{status}exit 0\n')
         script.chmod(0o755)
     return {"PATH": f"{bin_dir}:/usr/bin:/bin", "USE_HELM": "1", "HOST": "api.example.org",
@@ -620,6 +624,47 @@ def test_a_failed_upgrade_is_rolled_back(tmp):
     calls = log.read_text().splitlines()
     upgrade = next(i for i, c in enumerate(calls) if c.startswith("helm upgrade --install counter-api"))
     assert calls[upgrade + 2:upgrade + 3] == ["helm -n counter-api rollback counter-api 0 --wait --timeout 60s"], calls
+
+
+@pytest.mark.parametrize("answer,made", [
+    ('Error from server (NotFound): namespaces "counter-api" not found', True),
+    ('Error from server (Forbidden): namespaces "counter-api" is forbidden: User "deployer" cannot get resource', False),
+])
+def test_deploy_makes_the_namespace_only_when_missing(tmp, answer, made):
+    """The push-mode deploy role may act only inside its namespace (k8s/platform/deploy-access): it
+    cannot read namespaces, and must not try to make one."""
+    env, log = fake_tools(tmp, namespace_answer=answer)
+    out = subprocess.run(["scripts/deploy.sh", "secrets"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert ("kubectl apply -f k8s/namespace.yaml" in log.read_text().splitlines()) is made
+    (tmp / "other").mkdir()
+    unknown = subprocess.run(["scripts/deploy.sh", "secrets"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             env=fake_tools(tmp / "other", namespace_answer="Unable to connect to the server")[0])
+    assert unknown.returncode == 1 and "cannot tell whether namespace counter-api exists" in unknown.stderr
+
+
+def deploy_access():
+    return list(yaml.safe_load_all((ROOT / "k8s" / "platform" / "deploy-access" / "role.yaml").read_text()))
+
+
+def test_the_push_deploy_role_may_manage_exactly_what_the_chart_makes():
+    role, binding = deploy_access()
+    project = yaml.safe_load((ROOT / "k8s" / "argocd" / "appproject.yaml").read_text())
+    writable = {(group, resource) for rule in role["rules"] if "create" in rule["verbs"]
+                for group in rule["apiGroups"] for resource in rule["resources"]}
+    # The Argo CD project lists the kinds the chart makes (a test above keeps it so): the same set.
+    plural = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
+              "HorizontalPodAutoscaler": "horizontalpodautoscalers", "Policy": "policies"}
+    kinds = {(k["group"], plural.get(k["kind"], k["kind"].lower() + "s")) for k in project["spec"]["namespaceResourceWhitelist"]}
+    assert writable == kinds, writable ^ kinds
+    assert role["kind"] == "Role" and role["metadata"]["namespace"] == "counter-api"
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "counter-api:deployers"}]
+    infra = (ROOT / "infra" / "access.tf").read_text()
+    assert 'kubernetes_groups = ["counter-api:deployers"]' in infra
+    namespace = yaml.safe_load((ROOT / "k8s" / "platform" / "deploy-access" / "namespace.yaml").read_text())
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    script = (ROOT / "scripts" / "setup-aws.sh").read_text()
+    assert "push-mode.yaml" in script and "application.yaml" in script
 
 
 def sentinel_objects():

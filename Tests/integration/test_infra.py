@@ -304,10 +304,11 @@ def test_every_job_can_assume_its_role_and_no_role_accepts_more_push(lifecycle):
     outputs["DEPLOY_ROLE_ARN"] = deploy["arn"]
     roles = check_oidc(values, outputs, "push")
     assert {output for _, output, _ in roles.values()} == {"IMAGES_ROLE_ARN", "PLAN_ROLE_ARN", "DEPLOY_ROLE_ARN"}
-    # The deploy role may edit the service's namespace, nothing cluster-wide.
-    association = values["aws_eks_access_policy_association.deploy[0]"]
-    assert association["policy_arn"].endswith(":cluster-access-policy/AmazonEKSEditPolicy")
-    assert association["access_scope"] == [{"type": "namespace", "namespaces": ["counter-api"]}]
+    # Inside the cluster the deploy role is only its group, bound to a Role in the service's namespace
+    # (k8s/platform/deploy-access, checked in test_chart.py): no cluster-wide access policy.
+    entry = values["aws_eks_access_entry.deploy[0]"]
+    assert entry["kubernetes_groups"] == ["counter-api:deployers"] and entry["type"] == "STANDARD"
+    assert not [a for a in values if a.startswith("aws_eks_access_policy_association.")]
 
 
 # --- least privilege ---------------------------------------------------------------------------------
@@ -584,7 +585,10 @@ def test_argo_cd_platform_applications_are_pinned_and_scoped():
     counter_api = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
     ours = counter_api["spec"]["source"]["repoURL"]
     assert project["metadata"]["name"] == "platform"
-    assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "kube-system"}]
+    # The controllers in kube-system; the service's namespace only for push mode's access (push-mode.yaml).
+    assert [d["namespace"] for d in project["spec"]["destinations"]] == ["kube-system", "counter-api"]
+    push_mode = yaml.safe_load((ROOT / "k8s" / "argocd" / "push-mode.yaml").read_text())
+    assert push_mode["spec"]["project"] == "platform" and push_mode["spec"]["source"]["path"] == "k8s/platform/deploy-access"
     for application in applications:
         spec = application["spec"]
         assert spec["project"] == "platform" and spec["destination"]["namespace"] == "kube-system"
