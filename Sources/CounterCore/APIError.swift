@@ -14,6 +14,16 @@ public enum APIError: Error, Equatable, Sendable {
     case contentTooLarge(limit: Int)
     /// A counter operation failed.
     case counter(CounterError)
+    /// The named counter does not exist.
+    case counterNotFound(CounterName)
+    /// A named counter's write would pass the 64-bit range; nothing changed.
+    case counterOutOfRange
+    /// The idempotency key was first used on this counter for another write; nothing was done.
+    case idempotencyKeyReusedForWrite(NamedWrite)
+    /// The name (or listing prefix) lies outside the names the caller's key may use.
+    case outsideNamespace(CounterPrefix)
+    /// A body that is not `application/json` where JSON is taken.
+    case unsupportedMediaType
 
     /// The status and problem+json body for this error.
     public var response: Response {
@@ -57,6 +67,19 @@ public enum APIError: Error, Equatable, Sendable {
         case .counter(.overflow):
             return (.conflict, "The counter is at its maximum (\(Int64.max)) and cannot be incremented; reset it", [])
         case .counter(.unexpected):
+            return (.internalServerError, "Unexpected reply from Redis", [])
+        case .counterNotFound(let name):
+            return (.notFound, "No counter is named \(name.text)", [])
+        case .counterOutOfRange:
+            return (.conflict, "The write would take the counter past the 64-bit range (\(Int64.min) to \(Int64.max)); nothing changed", [])
+        case .idempotencyKeyReusedForWrite(let first):
+            return (.unprocessableContent, "This Idempotency-Key was first used on this counter for \(first.operation) \(first.argument); use a new key for another write", [])
+        case .outsideNamespace(let prefix):
+            return (.forbidden, "This API key may use only counters whose names start with \"\(prefix.text)\"", [])
+        case .unsupportedMediaType:
+            return (.unsupportedMediaType, "The body must be application/json", [])
+        case .counter(.idempotencyKeyReusedForWrite), .counter(.invalidCursor):
+            // The router maps both to their own errors before they get here.
             return (.internalServerError, "Unexpected reply from Redis", [])
         case .counter(.idempotencyKeyReused(let first)):
             let path = first == .increment ? "/write" : "/reset"

@@ -63,6 +63,9 @@ public struct CounterName: Sendable, Hashable, Comparable, CustomStringConvertib
 public struct CounterPrefix: Sendable, Hashable {
     /// The prefix every name starts with.
     public static let none = CounterPrefix(checked: "")
+    /// A namespace no name is in (its text, a space, is no name's first character): what a key
+    /// whose prefix cannot be read is given, so a mistake refuses rather than admits.
+    public static let unusable = CounterPrefix(checked: " ")
 
     /// The prefix as given (valid).
     public let text: String

@@ -13,6 +13,21 @@ public protocol CounterStore: AnyObject {
     func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome
     /// Checks that the backing store answers (readiness).
     func ping() throws(CounterError)
+
+    // MARK: Named counters (`/v1/counters`)
+
+    /// The value of the counter `name`; nil when it does not exist. Never writes.
+    func value(of name: CounterName) throws(CounterError) -> Int64?
+    /// Does `write` on the counter `name` and returns the value after it (for a delete: 1 when the
+    /// counter existed, 0 when not). Past the 64-bit range: ``CounterError/overflow``, nothing
+    /// changed. With an idempotency key seen before on this counter, changes nothing and returns
+    /// the first outcome, marked replayed; a key first used for another write throws
+    /// ``CounterError/idempotencyKeyReusedForWrite(_:)``.
+    func apply(_ write: NamedWrite, to name: CounterName, idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome
+    /// Up to `limit` counters whose names start with `prefix`, from `cursor` (empty: the first page;
+    /// else a page's ``CounterPage/next``, which is opaque). A counter that exists for the whole
+    /// listing appears at least once; one created or deleted meanwhile may or may not.
+    func list(prefix: CounterPrefix, limit: Int, cursor: String) throws(CounterError) -> CounterPage
 }
 
 /// Why a counter operation failed. Mapped to HTTP in one place: ``APIError``.
@@ -31,4 +46,9 @@ public enum CounterError: Error, Equatable, Sendable {
     case unexpected(message: String)
     /// The idempotency key was first used for the other operation; nothing was done.
     case idempotencyKeyReused(firstUsedFor: WriteOperation)
+    /// The idempotency key was first used on this named counter for another write (another
+    /// operation, or another argument); nothing was done.
+    case idempotencyKeyReusedForWrite(NamedWrite)
+    /// A listing's cursor that no page handed out; nothing was read.
+    case invalidCursor
 }

@@ -41,6 +41,23 @@ struct JSONObject {
         }
     }
 
+    /// An array of objects, each already finished (``finish()``).
+    mutating func add(_ key: StaticString, objects: [[UInt8]]) {
+        appendKey(key)
+        bytes.append(UInt8(ascii: "["))
+        for (index, object) in objects.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(contentsOf: object)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// `null`.
+    mutating func addNull(_ key: StaticString) {
+        appendKey(key)
+        bytes.append(contentsOf: "null".utf8)
+    }
+
     /// Closes the object and returns its bytes.
     consuming func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))

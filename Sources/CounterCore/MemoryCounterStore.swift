@@ -58,4 +58,67 @@ public final class MemoryCounterStore: CounterStore {
     public func ping() throws(CounterError) {
         if let failure { throw failure }
     }
+
+    // MARK: Named counters
+
+    /// The named counters' raw stored values, as Redis would hold them.
+    public var named: [CounterName: String] = [:]
+    /// First outcomes of named writes, by counter and idempotency key.
+    private var namedRecords: [String: (NamedWrite, WriteOutcome)] = [:]
+
+    /// The stored value of `name`, parsed as Redis would; nil when absent.
+    public func value(of name: CounterName) throws(CounterError) -> Int64? {
+        if let failure { throw failure }
+        guard let stored = named[name] else { return nil }
+        guard let value = CounterValue.parse(Array(stored.utf8)) else { throw .corruptValue }
+        return value
+    }
+
+    /// Does `write`, or replays the first outcome of a key seen before on this counter.
+    public func apply(_ write: NamedWrite, to name: CounterName, idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        if let failure { throw failure }
+        let recordKey = idempotency.map { name.idempotencyKey(for: $0) }
+        if let recordKey, let (first, outcome) = namedRecords[recordKey] {
+            guard first == write else { throw .idempotencyKeyReusedForWrite(first) }
+            var replay = outcome
+            replay.replayed = true
+            return replay
+        }
+        let value: Int64
+        switch write {
+        case .increment(let by), .decrement(let by):
+            let current = try self.value(of: name) ?? 0
+            let (next, overflow) = write == .increment(by: by) ? current.addingReportingOverflow(by) : current.subtractingReportingOverflow(by)
+            if overflow { throw .overflow }
+            named[name] = String(next)
+            value = next
+        case .set(let newValue):
+            named[name] = String(newValue)
+            value = newValue
+        case .delete:
+            value = named.removeValue(forKey: name) == nil ? 0 : 1
+        }
+        writes += 1
+        let outcome = WriteOutcome(value: value, replayed: false, timestamp: now)
+        if let recordKey { namedRecords[recordKey] = (write, outcome) }
+        return outcome
+    }
+
+    /// Pages in name order; the cursor is the last name of the page before.
+    public func list(prefix: CounterPrefix, limit: Int, cursor: String) throws(CounterError) -> CounterPage {
+        if let failure { throw failure }
+        var after: CounterName?
+        if !cursor.isEmpty {
+            guard let name = CounterName(cursor) else { throw .invalidCursor }
+            after = name
+        }
+        let names = named.keys.filter { name in name.hasPrefix(prefix) && (after.map { $0 < name } ?? true) }.sorted()
+        let page = names.prefix(limit)
+        var counters: [(name: CounterName, value: Int64)] = []
+        for name in page {
+            guard let value = try value(of: name) else { continue }
+            counters.append((name, value))
+        }
+        return CounterPage(counters: counters, next: names.count > limit ? page.last?.text : nil)
+    }
 }

@@ -10,6 +10,8 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
 
     /// 200.
     public static let ok = HTTPStatus(code: 200, reason: "OK")
+    /// 204.
+    public static let noContent = HTTPStatus(code: 204, reason: "No Content")
     /// 400.
     public static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
     /// 404.
@@ -20,6 +22,10 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     public static let conflict = HTTPStatus(code: 409, reason: "Conflict")
     /// 413.
     public static let contentTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
+    /// 403.
+    public static let forbidden = HTTPStatus(code: 403, reason: "Forbidden")
+    /// 415.
+    public static let unsupportedMediaType = HTTPStatus(code: 415, reason: "Unsupported Media Type")
     /// 422.
     public static let unprocessableContent = HTTPStatus(code: 422, reason: "Unprocessable Content")
     /// 500.

@@ -10,14 +10,27 @@ public struct RequestHead: Sendable, Equatable {
     public var idempotencyKey: String?
     /// Who is calling: the API key's name that nginx passes (`API_KEY_NAME`).
     public var client: String
+    /// The query string (`QUERY_STRING`, without `?`); read by the named-counter routes only.
+    public var query: String
+    /// The body's media type as sent (`CONTENT_TYPE`); checked where a body is taken (PUT).
+    public var contentType: String?
+    /// The request body, at most the router's ``Router/maxBodyBytes`` (PUT reads it).
+    public var body: [UInt8]
+    /// The names this caller's key may use (`API_KEY_PREFIX`, the key's `ns=`); empty: all.
+    public var namespace: CounterPrefix
 
     /// A request head from its parts (tests; the server copies them from the FastCGI params).
-    public init(method: String, path: String, contentLength: String? = nil, idempotencyKey: String? = nil, client: String = "-") {
+    public init(method: String, path: String, contentLength: String? = nil, idempotencyKey: String? = nil, client: String = "-",
+                query: String = "", contentType: String? = nil, body: [UInt8] = [], namespace: CounterPrefix = .none) {
         self.method = method
         self.path = path
         self.contentLength = contentLength
         self.idempotencyKey = idempotencyKey
         self.client = client
+        self.query = query
+        self.contentType = contentType
+        self.body = body
+        self.namespace = namespace
     }
 }
 
@@ -46,6 +59,8 @@ public enum Route: String, CaseIterable, Sendable {
 public enum Endpoint: Sendable, Equatable {
     /// One of the API's routes.
     case api(Route)
+    /// One of the named-counter routes (labelled by its template, never by a counter's name).
+    case counters(CounterRoute)
     /// The Prometheus exposition (`GET /metrics`), which nginx's internal metrics server alone
     /// sends here; not an API request, so not counted as one.
     case metrics
@@ -71,7 +86,7 @@ public struct Router: Sendable {
     /// The largest request body accepted (and ignored): the API takes none, but some clients send
     /// `{}` or an empty form with a POST.
     public let maxBodyBytes: Int
-    private let clock: @Sendable () -> Timestamp
+    let clock: @Sendable () -> Timestamp
     private let exposition: (@Sendable () -> Response)?
 
     /// A router that stamps bodies with `clock` (tests pass a fixed one) and answers `GET /metrics`
@@ -93,6 +108,9 @@ public struct Router: Sendable {
 
     /// The response to `request` and what it was (``Routed``), never throwing.
     public func route(_ request: RequestHead, store: some CounterStore) -> Routed {
+        if request.path.hasPrefix(CounterResource.root), let routed = routeCounters(request, store: store) {
+            return routed
+        }
         guard let route = Route(rawValue: request.path) else {
             if request.path == Router.metricsPath, let exposition {
                 guard request.method == "GET" else {
@@ -157,7 +175,7 @@ public struct Router: Sendable {
         return response
     }
 
-    private func idempotency(_ request: RequestHead) throws(APIError) -> IdempotencyKey? {
+    func idempotency(_ request: RequestHead) throws(APIError) -> IdempotencyKey? {
         guard let header = request.idempotencyKey, !header.isEmpty else { return nil }
         guard let key = IdempotencyKey(header: header, client: request.client) else {
             throw .badRequest(detail: "Invalid Idempotency-Key: expected 1 to \(IdempotencyKey.maxLength) printable ASCII characters (optionally as a quoted string)")
@@ -187,7 +205,7 @@ public struct Router: Sendable {
         }
     }
 
-    private func checkBody(_ contentLength: String?) throws(APIError) {
+    func checkBody(_ contentLength: String?) throws(APIError) {
         guard let contentLength, !contentLength.isEmpty else { return }
         // Digits only: Int("+5") and Int("-0") would pass, and nginx never sends those.
         guard contentLength.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
@@ -198,7 +216,7 @@ public struct Router: Sendable {
         }
     }
 
-    private func ok(_ body: consuming JSONObject) -> Response {
+    func ok(_ body: consuming JSONObject) -> Response {
         Response(status: .ok, contentType: .json, body: body.finish())
     }
 }

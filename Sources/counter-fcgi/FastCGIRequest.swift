@@ -136,10 +136,19 @@ final class FastCGIRequest: @unchecked Sendable {
         // router is given, so `/read/../read` or `/read?x` cannot be routed around nginx's checks.
         let path = params.documentURI.map { String(cString: $0) } ?? ""
         var head = RequestHead(method: method, path: path, contentLength: params.contentLength.map { String(cString: $0) })
-        if method == "POST" {
+        if method == "POST" || method == "PUT" || method == "DELETE" {
             // Only writes take an idempotency key and name their caller in the log.
             head.idempotencyKey = params.idempotencyKey.map { String(cString: $0) }
             head.client = params.keyName.map { String(cString: $0) } ?? "-"
+        }
+        if path.hasPrefix(CounterResource.root) {
+            // Only the named-counter routes read the query, the body's type and the key's namespace.
+            head.query = params.queryString.map { String(cString: $0) } ?? ""
+            head.contentType = params.contentType.map { String(cString: $0) }
+            if let prefix = params.keyPrefix.map({ String(cString: $0) }), !prefix.isEmpty {
+                // nginx passes what render.sh checked; a prefix that does not parse admits nothing.
+                head.namespace = CounterPrefix(prefix) ?? .unusable
+            }
         }
         return head
     }
@@ -157,6 +166,7 @@ final class FastCGIRequest: @unchecked Sendable {
     private struct Params {
         var method, documentURI, contentLength: UnsafePointer<CChar>?
         var idempotencyKey, keyName, requestID: UnsafePointer<CChar>?
+        var queryString, contentType, keyPrefix: UnsafePointer<CChar>?
 
         /// One pass over `NAME=value` entries (a NULL-terminated array): `strchr` finds each
         /// `=`, the name's length picks the candidates, one `memcmp` confirms.
@@ -169,6 +179,9 @@ final class FastCGIRequest: @unchecked Sendable {
                 func named(_ name: StaticString) -> Bool { memcmp(pair, name.utf8Start, name.utf8CodeUnitCount) == 0 }
                 switch pair.distance(to: equals) {
                 case 10 where named("REQUEST_ID"): requestID = value
+                case 12 where named("QUERY_STRING"): queryString = value
+                case 12 where named("CONTENT_TYPE"): contentType = value
+                case 14 where named("API_KEY_PREFIX"): keyPrefix = value
                 case 12 where named("DOCUMENT_URI"): documentURI = value
                 case 12 where named("API_KEY_NAME"): keyName = value
                 case 14 where named("REQUEST_METHOD"): method = value
@@ -180,8 +193,13 @@ final class FastCGIRequest: @unchecked Sendable {
         }
     }
 
-    /// Reads and discards the request's stdin (the body) up to its end record, at most
-    /// ``maxDrainBytes``; returns how much was read. Every request is read to its end, also one
+    /// The first bytes of the body ``drainBody()`` read (up to ``keptBodyBytes``): the PUT body.
+    private(set) var body: [UInt8] = []
+    /// How much of a body is kept for the router; the router refuses larger ones (Content-Length).
+    static let keptBodyBytes = 1024
+
+    /// Reads the request's stdin (the body) up to its end record, at most ``maxDrainBytes``,
+    /// keeping the first ``keptBodyBytes`` in ``body``; returns how much was read. Every request is read to its end, also one
     /// without a body: nginx sends the end record with the params, so libfcgi has it buffered and
     /// this costs no system call; a client that sends it later is waited for, as the request is
     /// not complete before it (``finish(keep:)`` keeps or closes at once only after it).
@@ -189,9 +207,12 @@ final class FastCGIRequest: @unchecked Sendable {
     func drainBody() -> Int {
         var total = 0
         let size = Int32(drain.count)
+        body.removeAll(keepingCapacity: true)
         while total < FastCGIRequest.maxDrainBytes {
             let count = drain.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress, size, request.pointee.in) }
             if count <= 0 { break }
+            let keep = min(Int(count), FastCGIRequest.keptBodyBytes - body.count)
+            if keep > 0 { drain.withUnsafeBufferPointer { chars in chars.prefix(keep).forEach { body.append(UInt8(bitPattern: $0)) } } }
             total += Int(count)
         }
         stdinComplete = FCGX_HasSeenEOF(request.pointee.in) != 0 && FCGX_GetError(request.pointee.in) == 0

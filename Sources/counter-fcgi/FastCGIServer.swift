@@ -200,11 +200,12 @@ final class FastCGIServer: Sendable {
                         metrics requestMetrics: inout RequestMetrics, logger: Logger) -> Int32? {
         let debug = logger.logLevel <= .debug
         let started = MonotonicClock.now()
-        let head = request.head()
+        var head = request.head()
         // Copied now: libfcgi frees the params at finish(keep:).
         let requestID = debug ? request.requestID() : nil
         // Always, body or not: after the end of stdin a connection can be kept, or closed at once.
         request.drainBody()
+        if head.method == "PUT" { head.body = request.body }
         let routed = router.route(head, store: store)
         let response = routed.response
         response.serialize(into: &output, includeBody: head.method != "HEAD")

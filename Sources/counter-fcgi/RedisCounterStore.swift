@@ -99,14 +99,130 @@ final class RedisCounterStore: CounterStore {
 
     private func scriptSHA() throws(CounterError) -> String {
         if let loadedSHA { return loadedSHA }
-        switch try execute(RedisCommand(["SCRIPT", "LOAD", IdempotencyRecord.writeOnceScript]), idempotent: true) {
-        case .string(let bytes):
-            let sha = String(decoding: bytes, as: UTF8.self)
-            loadedSHA = sha
-            return sha
-        case let other:
-            throw classify(other, command: "SCRIPT LOAD")
+        let sha = try load(IdempotencyRecord.writeOnceScript)
+        loadedSHA = sha
+        return sha
+    }
+
+    /// Loads `script` into the server (SCRIPT LOAD) and returns its SHA1.
+    private func load(_ script: String) throws(CounterError) -> String {
+        switch try execute(RedisCommand(["SCRIPT", "LOAD", script]), idempotent: true) {
+        case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
+        case let other: throw classify(other, command: "SCRIPT LOAD")
         }
+    }
+
+    // MARK: Named counters
+
+    func value(of name: CounterName) throws(CounterError) -> Int64? {
+        switch try execute(RedisCommand(["GET", name.storageKey]), idempotent: true) {
+        case .null:
+            return nil
+        case .string(let bytes):
+            guard let value = CounterValue.parse(bytes) else {
+                logger.error("counter value is not an integer", metadata: ["redis.key": "\(name.storageKey)"])
+                throw .corruptValue
+            }
+            return value
+        case let other:
+            throw classify(other, command: "GET")
+        }
+    }
+
+    /// Without an idempotency key: one command (INCRBY and DECRBY never retried after a broken
+    /// connection, SET and DEL are); with one, the write-once script (``NamedRecord``).
+    func apply(_ write: NamedWrite, to name: CounterName, idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        if let idempotency { return try idempotentApply(write, name, idempotency, now: now) }
+        let key = name.storageKey
+        let reply: RedisReply
+        switch write {
+        case .increment(let by): reply = try execute(RedisCommand(["INCRBY", key, String(by)]), idempotent: false, write: true)
+        case .decrement(let by): reply = try execute(RedisCommand(["DECRBY", key, String(by)]), idempotent: false, write: true)
+        case .set(let value):
+            reply = try execute(RedisCommand(["SET", key, String(value)]), idempotent: true, write: true)
+            if case .status = reply { return WriteOutcome(value: value, replayed: false, timestamp: now) }
+        case .delete: reply = try execute(RedisCommand(["DEL", key]), idempotent: true, write: true)
+        }
+        guard case .integer(let value) = reply else { throw classify(reply, command: write.operation.uppercased()) }
+        return WriteOutcome(value: value, replayed: false, timestamp: now)
+    }
+
+    private var namedSHA: String?
+
+    private func idempotentApply(_ write: NamedWrite, _ name: CounterName, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
+        let arguments = [name.storageKey, name.idempotencyKey(for: key), write.operation, write.argument,
+                         String(config.idempotencyTTLSeconds), now.text]
+        func sha() throws(CounterError) -> String {
+            if let namedSHA { return namedSHA }
+            let loaded = try load(NamedRecord.writeOnceScript)
+            namedSHA = loaded
+            return loaded
+        }
+        var reply = try execute(RedisCommand(["EVALSHA", try sha(), "2"] + arguments), idempotent: true, write: true)
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            namedSHA = nil
+            reply = try execute(RedisCommand(["EVALSHA", try sha(), "2"] + arguments), idempotent: true, write: true)
+        }
+        guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
+        guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1],
+              let (first, outcome) = NamedRecord.parse(String(decoding: record, as: UTF8.self)) else {
+            throw classify(.error("malformed idempotency record"), command: "EVALSHA")
+        }
+        guard first == write else { throw .idempotencyKeyReusedForWrite(first) }
+        return WriteOutcome(value: outcome.value, replayed: replayed == 1, timestamp: outcome.timestamp)
+    }
+
+    /// SCAN calls one listing request makes at most: a sparse prefix in a large keyspace then
+    /// returns a short page with a cursor, rather than holding a worker for a full scan.
+    static let maxScansPerPage = 64
+
+    func list(prefix: CounterPrefix, limit: Int, cursor: String) throws(CounterError) -> CounterPage {
+        guard var position = ListCursor(cursor) else { throw .invalidCursor }
+        var keys: [String] = []
+        var scans = 0
+        var next: String?
+        while true {
+            scans += 1
+            let reply = try execute(RedisCommand(["SCAN", position.scan, "MATCH", prefix.scanPattern, "COUNT", String(max(limit, 10))]),
+                                    idempotent: true)
+            guard case .array(let parts) = reply, parts.count == 2, case .string(let following) = parts[0],
+                  case .array(let found) = parts[1] else { throw classify(reply, command: "SCAN") }
+            // Value keys only (an idempotency record whose key ends with } matches the pattern too).
+            var batch: [String] = []
+            for case .string(let bytes) in found {
+                let key = String(decoding: bytes, as: UTF8.self)
+                if let name = CounterName(storageKey: key), name.hasPrefix(prefix) { batch.append(key) }
+            }
+            batch.removeFirst(min(position.skip, batch.count))
+            let room = limit - keys.count
+            if batch.count > room {
+                // The page ends inside this batch: the next one repeats this SCAN and skips what was taken.
+                keys += batch.prefix(room)
+                next = ListCursor(scan: position.scan, skip: position.skip + room).text
+                break
+            }
+            keys += batch
+            position = ListCursor(scan: String(decoding: following, as: UTF8.self), skip: 0)
+            if position.scan == "0" { break }
+            if keys.count == limit || scans == RedisCounterStore.maxScansPerPage {
+                next = position.text
+                break
+            }
+        }
+        guard !keys.isEmpty else { return CounterPage(counters: [], next: next) }
+        let reply = try execute(RedisCommand(["MGET"] + keys), idempotent: true)
+        guard case .array(let values) = reply, values.count == keys.count else { throw classify(reply, command: "MGET") }
+        var counters: [(name: CounterName, value: Int64)] = []
+        for (key, value) in zip(keys, values) {
+            // Deleted between SCAN and MGET: not listed. Not an integer: listed nowhere, logged.
+            guard case .string(let bytes) = value, let name = CounterName(storageKey: key) else { continue }
+            guard let number = CounterValue.parse(bytes) else {
+                logger.error("counter value is not an integer", metadata: ["redis.key": "\(key)"])
+                continue
+            }
+            counters.append((name, number))
+        }
+        return CounterPage(counters: counters, next: next)
     }
 
     func ping() throws(CounterError) {

@@ -104,7 +104,9 @@ struct RequestMetrics {
     /// One per route, and one for `other`: indexed, not hashed.
     private var durations = [Timer?](repeating: nil, count: RequestMetrics.routes.count + 1)
     private static let allRoutes = Route.allCases
-    private static let routes = allRoutes.map(\.rawValue)
+    private static let counterRoutes = CounterRoute.allCases
+    /// The route labels: the original's routes, then the named-counter templates.
+    private static let routes = allRoutes.map(\.rawValue) + counterRoutes.map(\.rawValue)
 
     /// Records one request. Unknown paths share the route label `other` (bounded cardinality);
     /// metrics scrapes are not API requests and are not recorded. One dictionary lookup per
@@ -114,6 +116,8 @@ struct RequestMetrics {
         switch endpoint {
         case .metrics: return
         case .api(let route): routeIndex = RequestMetrics.allRoutes.firstIndex(of: route) ?? RequestMetrics.routes.count
+        case .counters(let route):
+            routeIndex = RequestMetrics.counterRoutes.firstIndex(of: route).map { RequestMetrics.allRoutes.count + $0 } ?? RequestMetrics.routes.count
         case .unknown: routeIndex = RequestMetrics.routes.count
         }
         let route = routeIndex < RequestMetrics.routes.count ? RequestMetrics.routes[routeIndex] : "other"
