@@ -7,7 +7,8 @@
 #   nginx/render.sh OUT_DIR --keys-only   keys.conf only; then `nginx -s reload` (key rotation)
 #
 # Keys: API_KEY (one key, every scope, as in the original Flask service) and/or API_KEYS_FILE, lines of
-# `<key> <scope> [name]` with scope read|write|admin and `#` comments. A key is 16 to 256
+# `<key> <scope> [name] [ns=PREFIX]` with scope read|write|admin and `#` comments; ns= limits the
+# key's named counters to names that start with PREFIX (1 to 128 of A-Z a-z 0-9 . _ - :). A key is 16 to 256
 # characters of [A-Za-z0-9._+/=-]. Logs and limits know a key by its name (default: a short
 # SHA-256 fingerprint); the key itself goes only into OUT_DIR/keys.conf (mode 0600 when root).
 #
@@ -37,10 +38,10 @@ out=$(cd "$out" && pwd)
 # --- keys.conf ---------------------------------------------------------------------------------
 render_keys() {
     tmp="$out/.keys.conf.$$"
-    scope_map=""; name_map=""; exact_map=""; seen=""; exact=""; count=0
+    scope_map=""; name_map=""; exact_map=""; prefix_map=""; seen=""; exact=""; count=0
     umask 077
-    add_key() {  # key scope name where
-        key=$1; scope=$2; name=$3; where=$4
+    add_key() {  # key scope name where [prefix]
+        key=$1; scope=$2; name=$3; where=$4; prefix=${5:-}
         printf '%s' "$key" | grep -Eq '^[A-Za-z0-9._+/=-]{16,256}$' \
             || die "$where: a key must be 16 to 256 characters of A-Z a-z 0-9 . _ + / = - (key not shown)"
         case $scope in read|write|admin) ;; *) die "$where: scope must be read, write or admin, not '$scope'" ;; esac
@@ -66,6 +67,12 @@ render_keys() {
 "
         exact_map="$exact_map    \"$key\" \"$key\";
 "
+        if [ -n "$prefix" ]; then
+            printf '%s' "$prefix" | grep -Eq '^[A-Za-z0-9._:-]{1,128}$' \
+                || die "$where: ns= takes 1 to 128 characters of A-Z a-z 0-9 . _ - : (the counter name alphabet)"
+            prefix_map="$prefix_map    \"$key\" \"$prefix\";
+"
+        fi
         count=$((count + 1))
     }
     if [ -n "${API_KEY:-}" ]; then
@@ -80,10 +87,26 @@ render_keys() {
             # shellcheck disable=SC2086 # split the line into its fields on purpose
             set -- $line
             [ $# -eq 0 ] && continue
-            if [ $# -lt 2 ] || [ $# -gt 3 ]; then
-                die "API_KEYS_FILE line $line_no: expected '<key> <scope> [name]'"
+            if [ $# -lt 2 ] || [ $# -gt 4 ]; then
+                die "API_KEYS_FILE line $line_no: expected '<key> <scope> [name] [ns=PREFIX]'"
             fi
-            add_key "$1" "$2" "${3:-}" "API_KEYS_FILE line $line_no"
+            key_name=""; key_prefix=""; has_prefix=0
+            for field in "${3:-}" "${4:-}"; do
+                case $field in
+                    "") ;;
+                    ns=*)
+                        [ "$has_prefix" = 0 ] || die "API_KEYS_FILE line $line_no: ns= is given twice"
+                        has_prefix=1; key_prefix=${field#ns=}
+                        [ -n "$key_prefix" ] || die "API_KEYS_FILE line $line_no: ns= needs a prefix"
+                        ;;
+                    *)
+                        { [ -z "$key_name" ] && [ "$has_prefix" = 0 ]; } \
+                            || die "API_KEYS_FILE line $line_no: expected '<key> <scope> [name] [ns=PREFIX]'"
+                        key_name=$field
+                        ;;
+                esac
+            done
+            add_key "$1" "$2" "$key_name" "API_KEYS_FILE line $line_no" "$key_prefix"
         done < "$API_KEYS_FILE"
     fi
     [ "$count" -gt 0 ] || die "no API key: set API_KEY or API_KEYS_FILE"
@@ -93,6 +116,7 @@ render_keys() {
         printf 'map $http_x_api_key $api_key_scope {\n    default "";\n%s}\n' "$scope_map"
         printf 'map $http_x_api_key $api_key_name {\n    default "";\n%s}\n' "$name_map"
         printf 'map $http_x_api_key $api_key_exact {\n    default "";\n%s}\n' "$exact_map"
+        printf 'map $http_x_api_key $api_key_prefix {\n    default "";\n%s}\n' "$prefix_map"
     } > "$tmp"
     mv -f "$tmp" "$out/keys.conf"
     echo "render: $count API key(s) in $out/keys.conf" >&2

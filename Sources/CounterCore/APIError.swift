@@ -40,7 +40,7 @@ public enum APIError: Error, Equatable, Sendable {
     /// The 404 detail, listing the routes. nginx answers most 404s itself with the same text
     /// (nginx/counter-api.conf); a unit test keeps the two and the route table in step.
     public static let unknownPathDetail: String = {
-        let paths = Route.allCases.map(\.rawValue)
+        let paths = Route.allCases.map(\.rawValue) + [CounterResource.root]
         return "Unknown path; the endpoints are \(paths.dropLast().joined(separator: ", ")) and \(paths[paths.count - 1])"
     }()
 
@@ -54,7 +54,7 @@ public enum APIError: Error, Equatable, Sendable {
         case .badRequest(let detail):
             return (.badRequest, detail, [])
         case .contentTooLarge(let limit):
-            return (.contentTooLarge, "The API takes no request body (at most \(limit) bytes)", [])
+            return (.contentTooLarge, "The request body is larger than the API takes (at most \(limit) bytes)", [])
         case .counter(.unavailable):
             // Workers reconnect within a second (capped backoff), so one second is an honest hint.
             return (.serviceUnavailable, "Redis unavailable", [("Retry-After", "1")])

@@ -12,7 +12,7 @@ public struct EdgeLogLine: Equatable, Sendable {
     /// The label for paths that are not routes: bounded cardinality, whatever clients send.
     public static let otherRoute = "other"
 
-    /// A route's path (`/read`) or ``otherRoute``.
+    /// A route's path (`/read`), a named-counter route's template (`/v1/counters/{name}`), or ``otherRoute``.
     public let route: String
     /// The HTTP status nginx answered with (100 to 599).
     public let status: Int
@@ -44,7 +44,7 @@ public struct EdgeLogLine: Equatable, Sendable {
         }
         guard (100...599).contains(status) else { return nil }
         let text = String(decoding: routeBytes, as: UTF8.self)
-        guard text == EdgeLogLine.otherRoute || Route(rawValue: text) != nil else { return nil }
+        guard text == EdgeLogLine.otherRoute || Route(rawValue: text) != nil || CounterRoute(rawValue: text) != nil else { return nil }
         self.init(route: text, status: status)
     }
 

@@ -65,6 +65,6 @@ struct ResponseTests {
     }
 
     @Test func unknownPathDetailListsEveryRoute() {
-        #expect(APIError.unknownPathDetail == "Unknown path; the endpoints are /health, /livez, /read, /write and /reset")
+        #expect(APIError.unknownPathDetail == "Unknown path; the endpoints are /health, /livez, /read, /write, /reset and /v1/counters")
     }
 }

@@ -64,8 +64,13 @@ struct NginxContractTests {
         }
         // The internal metrics server's locations are not API routes.
         locations.subtract(["/metrics", "/nginx_status"])
-        #expect(locations == routes)
+        #expect(locations == routes.union([CounterResource.root]))
+        // And the named counters' own prefix location, which counter-fcgi's parser takes over.
+        #expect(conf.contains("location ^~ \(CounterResource.root)/ {"))
     }
+
+    /// The map entries for the named-counter routes (regexes), apart from the original routes'.
+    func counterEntries(_ name: String) -> [(String, String)] { map(name).filter { $0.0.hasPrefix("~") } }
 
     @Test func allowedMethodsMatchTheRouter() {
         let allowed = map("allowed_methods").filter { $0.0 != "default" && $0.0 != "volatile" }
@@ -76,13 +81,33 @@ struct NginxContractTests {
     }
 
     @Test func edgeRouteLabelsAreTheRoutes() {
-        let labels = map("edge_route").filter { $0.0 != "default" }
+        let labels = map("edge_route").filter { $0.0 != "default" && !$0.0.hasPrefix("~") }
         #expect(Set(labels.map(\.0)) == routes && labels.allSatisfy { $0.0 == $0.1 })
+        // Named counters: one label per route template, the router's own (CounterRoute).
+        #expect(Set(counterEntries("edge_route").map(\.1)) == Set(CounterRoute.allCases.map(\.rawValue)))
+        for (pattern, label) in counterEntries("edge_route") {
+            let example = label.replacing("{name}", with: "some:name")
+            #expect(example.wholeMatch(of: try! Regex(String(pattern.dropFirst()))) != nil, "\(pattern) for \(label)")
+        }
     }
 
     @Test func scopesCoverTheKeyedRoutes() {
-        let scopes = map("required_scope").filter { $0.0 != "default" && $0.0 != "volatile" }
+        let scopes = map("required_scope").filter { $0.0 != "default" && $0.0 != "volatile" && !$0.0.hasPrefix("~") }
         #expect(Set(scopes.map(\.0)) == [Route.read, .write, .reset].map(\.rawValue).reduce(into: Set()) { $0.insert($1) })
+        // Named counters: GET read, POST write, PUT and DELETE admin, an unknown method read.
+        let byMethod = Dictionary(uniqueKeysWithValues: map("counters_scope"))
+        #expect(byMethod == ["POST": "write", "PUT": "admin", "DELETE": "admin", "default": "read"])
+        let refusals = Dictionary(uniqueKeysWithValues: map("refuse_counters"))
+        #expect(refusals == ["GET": "$refuse_read", "HEAD": "$refuse_read", "POST": "$refuse_write", "PUT": "$refuse_admin",
+                             "DELETE": "$refuse_admin", "default": "$refuse_read"])
+    }
+
+    /// The methods nginx lets through to /v1/counters are every method a named-counter resource
+    /// takes (counter-fcgi answers the rest with 405 and the resource's Allow).
+    @Test func namedCounterMethodsHaveAScope() {
+        let methods = Set([CounterResource.collection, .counter(CounterName("a")!), .step(CounterName("a")!, .increment)].flatMap(\.methods))
+        let refusals = Set(map("refuse_counters").map(\.0))
+        #expect(methods.isSubset(of: refusals))
     }
 
     @Test func problemDetailsAreTheSameText() {

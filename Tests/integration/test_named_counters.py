@@ -182,3 +182,75 @@ def test_metrics_label_routes_by_template(responder):
     assert 'route="/v1/counters/{name}",status="404"' in metrics
     assert 'route="/v1/counters/{name}/increment",status="200"' in metrics
     assert "secret-counter-name" not in metrics
+
+
+# --- through nginx: scopes by method, namespaces from the keys file -------------------------------
+
+from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE  # noqa: E402
+
+KEY_BILLING = "tk-billing-W4e7R1t9Y3u6I0o2"
+
+
+def test_nginx_checks_the_scope_each_method_needs(stack):
+    assert stack.curl("POST", "/v1/counters/hits/increment?by=2", KEY_WRITE).json()["value"] == 2
+    assert stack.curl("GET", "/v1/counters/hits", KEY_READ).json()["value"] == 2
+    assert stack.curl("GET", "/v1/counters?prefix=h", KEY_READ).json()["counters"] == [{"name": "hits", "value": 2}]
+    assert_problem(stack.curl("GET", "/v1/counters/hits"), 401)
+    assert_problem(stack.curl("GET", "/v1/counters/hits", "tk-unknown-key-000000"), 403)
+    refused = assert_problem(stack.curl("POST", "/v1/counters/hits/increment", KEY_READ), 403)
+    assert "needs write" in refused["detail"]
+    for method in ("PUT", "DELETE"):
+        assert "needs admin" in assert_problem(stack.curl(method, "/v1/counters/hits", KEY_WRITE, data=b'{"value": 1}',
+                                                          headers=["Content-Type: application/json"]), 403)["detail"]
+    seeded = stack.curl("PUT", "/v1/counters/hits", KEY_ADMIN, data=b'{"value": 1000}', headers=["Content-Type: application/json"])
+    assert seeded.status == 200 and seeded.json()["value"] == 1000
+    assert stack.curl("DELETE", "/v1/counters/hits", KEY_ADMIN).status == 204
+    assert stack.redis.cli("EXISTS", "{c:hits}").stdout.strip() == "0"
+    # An unknown method needs a key, then gets the resource's own Allow list.
+    allowed = stack.curl("PATCH", "/v1/counters/hits", KEY_READ)
+    assert allowed.status == 405 and allowed.headers["allow"] == "GET, HEAD, PUT, DELETE"
+    assert_problem(stack.curl("PATCH", "/v1/counters/hits"), 401)
+    # The original's 404 names the new root too.
+    assert "/v1/counters" in assert_problem(stack.curl("GET", "/v2", KEY_READ), 404)["detail"]
+
+
+def test_retries_through_nginx_are_answered_once(stack):
+    headers = ["Idempotency-Key: order-77"]
+    first = stack.curl("POST", "/v1/counters/orders/increment?by=3", KEY_WRITE, headers=headers)
+    again = stack.curl("POST", "/v1/counters/orders/increment?by=3", KEY_WRITE, headers=headers)
+    assert first.status == again.status == 200 and again.headers["idempotent-replayed"] == "true"
+    assert stack.redis.get("{c:orders}") == "3"
+    # The record is the caller's key name, never the key.
+    assert stack.redis.cli("EXISTS", "{c:orders}:idempotency:writer:order-77").stdout.strip() == "1"
+
+
+def test_a_namespaced_key_sees_only_its_names(tmp, start_stack):
+    keys = tmp / "ns-keys.txt"
+    keys.write_text(f"{KEY_READ} read\n{KEY_BILLING} write billing ns=billing:\n")
+    stack = start_stack(nginx_env={"API_KEYS_FILE": str(keys)})
+    assert stack.curl("POST", "/v1/counters/billing:acme/increment", KEY_BILLING).json()["value"] == 1
+    body = assert_problem(stack.curl("POST", "/v1/counters/ops:deploys/increment", KEY_BILLING), 403)
+    assert body["detail"] == 'This API key may use only counters whose names start with "billing:"'
+    stack.redis.cli("SET", "{c:ops:deploys}", "5")
+    assert [c["name"] for c in stack.curl("GET", "/v1/counters", KEY_BILLING).json()["counters"]] == ["billing:acme"]
+    # A key without ns= keeps every counter (as API_KEY alone does).
+    assert {c["name"] for c in stack.curl("GET", "/v1/counters", KEY_READ).json()["counters"]} == {"billing:acme", "ops:deploys"}
+    assert KEY_BILLING not in stack.responder.log()
+
+
+@pytest.mark.parametrize("line,error", [
+    (f"{KEY_BILLING} write billing ns=", "ns= needs a prefix"),
+    (f"{KEY_BILLING} write billing ns=a*", "ns= takes 1 to 128 characters"),
+    (f"{KEY_BILLING} write ns=a: billing", "expected '<key> <scope> [name] [ns=PREFIX]'"),
+    (f"{KEY_BILLING} write ns=a: ns=b:", "ns= is given twice"),
+    (f"{KEY_BILLING} write billing ns=a: extra", "expected '<key> <scope> [name] [ns=PREFIX]'"),
+])
+def test_render_refuses_a_bad_namespace(tmp, line, error):
+    import subprocess
+    from conftest import RENDER
+    keys = tmp / "bad-keys.txt"
+    keys.write_text(line + "\n")
+    out = subprocess.run(["sh", str(RENDER), str(tmp / "out")], env={"PATH": "/usr/bin:/bin", "API_KEYS_FILE": str(keys)},
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and error in out.stderr, out.stderr
+    assert KEY_BILLING not in out.stderr

@@ -70,8 +70,8 @@ def test_render_rejects_bad_settings(tmp, env, message):
 
 @pytest.mark.parametrize("line,message", [
     (f"{KEY_READ} superuser", "scope must be read, write or admin"),
-    (f"{KEY_READ}", "expected '<key> <scope> [name]'"),
-    (f"{KEY_READ} read a b", "expected '<key> <scope> [name]'"),
+    (f"{KEY_READ}", "expected '<key> <scope> [name] [ns=PREFIX]'"),
+    (f"{KEY_READ} read a b", "expected '<key> <scope> [name] [ns=PREFIX]'"),
     (f"{KEY_READ} read\n{KEY_READ} write", "listed twice"),
     (f"{KEY_READ} read bad/name", "a name must be"),
     # nginx's map compares keys without regard to case: it would refuse such a config outright.
