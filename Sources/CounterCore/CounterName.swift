@@ -1,5 +1,6 @@
 /// The name of a named counter (`/v1/counters/{name}`), checked against the one grammar the API
-/// documents: 1 to ``maxLength`` characters from `A-Z a-z 0-9 . _ - :`, case-sensitive.
+/// documents: 1 to ``maxLength`` characters from `A-Z a-z 0-9 . _ - :`, case-sensitive, and not
+/// `.` or `..` (which a URL path resolves away before any server sees them).
 ///
 /// The alphabet needs no escaping anywhere a name travels: in a URL path segment, in a query
 /// string, in JSON, in a log line, and in a Redis key (no `{`, `}` or `*`, so a name can neither
@@ -10,7 +11,7 @@ public struct CounterName: Sendable, Hashable, Comparable, CustomStringConvertib
     public static let maxLength = 128
 
     /// The grammar, as problem details and the docs state it.
-    public static let rule = "1 to \(maxLength) characters from A-Z a-z 0-9 . _ - : (case-sensitive)"
+    public static let rule = "1 to \(maxLength) characters from A-Z a-z 0-9 . _ - : (case-sensitive), other than . and .."
 
     /// The name as the client sent it (it is valid).
     public let text: String
@@ -18,7 +19,8 @@ public struct CounterName: Sendable, Hashable, Comparable, CustomStringConvertib
     /// The name in `text`, or nil when `text` breaks the grammar.
     public init?(_ text: some StringProtocol) {
         let bytes = text.utf8
-        guard !bytes.isEmpty, bytes.count <= CounterName.maxLength, bytes.allSatisfy(CounterName.allows) else { return nil }
+        guard !bytes.isEmpty, bytes.count <= CounterName.maxLength, bytes.allSatisfy(CounterName.allows),
+              text != ".", text != ".." else { return nil }
         self.text = String(text)
     }
 

@@ -24,7 +24,7 @@ public struct ListCursor: Sendable, Equatable {
         guard isDecimal(parts[0]), UInt64(parts[0]) != nil else { return nil }
         var skip = 0
         if parts.count == 2 {
-            guard isDecimal(parts[1]), let value = Int(parts[1]), value <= 100_000 else { return nil }
+            guard isDecimal(parts[1]), let value = Int(parts[1]), value <= 9_999_999 else { return nil }
             skip = value
         }
         self.init(scan: String(parts[0]), skip: skip)

@@ -138,7 +138,9 @@ extension Router {
 
 /// The body `PUT /v1/counters/{name}` takes: exactly `{"value": N}` (whitespace allowed), N a
 /// 64-bit integer, as `application/json`. Strict on purpose: a typo in the member name must not
-/// set a counter to a default.
+/// set a counter to a default. N is any JSON number whose value is an integer in range (`5`,
+/// `5.0`, `5e0`, `-45e14`), as JSON Schema's `integer` reads it: generators and encoders that
+/// write integral floats are not refused, and `5.5` or `1e19` are.
 enum SetBody {
     static func parse(_ body: [UInt8], contentType: String?) throws(APIError) -> Int64 {
         let mediaType = contentType?.split(separator: ";", maxSplits: 1).first?.trimmingSpaces.lowercased()
@@ -166,12 +168,55 @@ enum SetBody {
             return true
         }
 
+        /// A JSON number (RFC 8259 §6) whose value is an integer of 64 bits, exactly.
         mutating func integer() -> Int64? {
             skipSpace()
+            let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
+            if negative { index += 1 }
+            let integral = digits()
+            // No leading zeros (JSON), at least one digit.
+            guard !integral.isEmpty, integral == [UInt8(ascii: "0")] || integral.first != UInt8(ascii: "0") else { return nil }
+            var fraction: [UInt8] = []
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                fraction = digits()
+                guard !fraction.isEmpty else { return nil }
+            }
+            var exponent = 0
+            if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+                index += 1
+                var sign = 1
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                    sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
+                    index += 1
+                }
+                let power = digits()
+                guard !power.isEmpty, power.count <= 4, let value = Int(String(decoding: power, as: UTF8.self)) else { return nil }
+                exponent = sign * value
+            }
+            // The value is mantissa x 10^scale; integral only when the dropped digits are zeros.
+            var mantissa = integral + fraction
+            let scale = exponent - fraction.count
+            if scale < 0 {
+                let dropped = min(-scale, mantissa.count)
+                guard mantissa.suffix(dropped).allSatisfy({ $0 == UInt8(ascii: "0") }), -scale <= mantissa.count else {
+                    return mantissa.allSatisfy({ $0 == UInt8(ascii: "0") }) ? 0 : nil
+                }
+                mantissa.removeLast(dropped)
+            } else if scale > 0 {
+                guard mantissa.contains(where: { $0 != UInt8(ascii: "0") }) else { return 0 }
+                guard scale <= 19 else { return nil }
+                mantissa += Array(repeating: UInt8(ascii: "0"), count: scale)
+            }
+            while mantissa.count > 1, mantissa.first == UInt8(ascii: "0") { mantissa.removeFirst() }
+            if mantissa.isEmpty || mantissa == [UInt8(ascii: "0")] { return 0 }
+            return CounterValue.parse((negative ? [UInt8(ascii: "-")] : []) + mantissa)
+        }
+
+        private mutating func digits() -> [UInt8] {
             let start = index
-            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
             while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-            return CounterValue.parse(Array(bytes[start..<index]))
+            return Array(bytes[start..<index])
         }
 
         var atEnd: Bool {

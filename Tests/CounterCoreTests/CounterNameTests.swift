@@ -3,13 +3,13 @@ import Testing
 
 @Suite("Counter names and prefixes")
 struct CounterNameTests {
-    @Test(arguments: ["a", "Z", "0", "page-views", "billing:acme:api_calls", "v1.2.3", "A.b_C-d:9",
+    @Test(arguments: ["a", "Z", "0", "...", ".a", "page-views", "billing:acme:api_calls", "v1.2.3", "A.b_C-d:9",
                       String(repeating: "x", count: 128)])
     func valid(_ text: String) {
         #expect(CounterName(text)?.text == text)
     }
 
-    @Test(arguments: ["", " ", "a b", "a/b", "a{b", "a}b", "a*", "a?", "a[1]", "a\\b", "é", "a%20b", "a\u{0}",
+    @Test(arguments: ["", ".", "..", " ", "a b", "a/b", "a{b", "a}b", "a*", "a?", "a[1]", "a\\b", "é", "a%20b", "a\u{0}",
                       "a\n", "a\"b", "a+b", "a=b", "a,b", "a;b", "a#b", String(repeating: "x", count: 129)])
     func invalid(_ text: String) {
         #expect(CounterName(text) == nil)

@@ -67,7 +67,17 @@ struct NamedCounterRouterTests {
         #expect(response.status.code == 200 && body["value"] as? Int64 == -5)
     }
 
-    @Test(arguments: [#"{"value": "5"}"#, #"{"value": 1.5}"#, #"{"valeu": 5}"#, #"{"value": 5, "x": 1}"#, #"{"value": 9223372036854775808}"#,
+    /// Any JSON number whose value is an integer in range, as JSON Schema's `integer` reads it.
+    @Test(arguments: [("5", Int64(5)), ("5.0", 5), ("-45e14", -4_500_000_000_000_000), ("-4503599627370496.0", -4_503_599_627_370_496),
+                      ("5E+2", 500), ("500e-2", 5), ("0.000e-5", 0), ("-0", 0), ("0e999", 0), ("9223372036854775807", Int64.max),
+                      ("-9223372036854775808", Int64.min), ("92233720368547758.07e2", Int64.max)])
+    func integralNumbersAreValues(_ number: String, _ value: Int64) {
+        let (response, body) = send(MemoryCounterStore(), "PUT", "/v1/counters/n", body: "{\"value\": \(number)}", contentType: "application/json")
+        #expect(response.status.code == 200 && body["value"] as? Int64 == value, "\(number)")
+    }
+
+    @Test(arguments: [#"{"value": "5"}"#, #"{"value": 1.5}"#, #"{"value": 5e-1}"#, #"{"value": 1e19}"#, #"{"value": - 5}"#,
+                      #"{"value": 5.}"#, #"{"value": .5}"#, #"{"value": 1e}"#, #"{"value": 1e99999}"#, #"{"valeu": 5}"#, #"{"value": 5, "x": 1}"#, #"{"value": 9223372036854775808}"#,
                       "", "5", "[5]", #"{"value": 01}"#, #"{"value": 5}x"#])
     func badBodiesAre400(_ text: String) {
         let store = MemoryCounterStore()

@@ -73,10 +73,20 @@ struct NginxContractTests {
     func counterEntries(_ name: String) -> [(String, String)] { map(name).filter { $0.0.hasPrefix("~") } }
 
     @Test func allowedMethodsMatchTheRouter() {
-        let allowed = map("allowed_methods").filter { $0.0 != "default" && $0.0 != "volatile" }
+        let allowed = map("allowed_methods").filter { $0.0 != "default" && $0.0 != "volatile" && !$0.0.hasPrefix("~") }
         #expect(Set(allowed.map(\.0)) == routes)
         for (path, methods) in allowed {
             #expect(Route(rawValue: path)?.methods.joined(separator: ", ") == methods, "\(path)")
+        }
+        // Named counters: each pattern's list is what the router answers for a path it matches.
+        let counters = counterEntries("allowed_methods")
+        #expect(counters.count == 3)
+        for (pattern, methods) in counters {
+            let regex = try! Regex(String(pattern.dropFirst()))
+            let examples = ["/v1/counters", "/v1/counters/a:b", "/v1/counters/a/increment", "/v1/counters/a/decrement"]
+            for example in examples where example.wholeMatch(of: regex) != nil {
+                #expect(try! CounterResource.parse(example)?.methods.joined(separator: ", ") == methods, "\(example)")
+            }
         }
     }
 
@@ -135,6 +145,6 @@ struct NginxContractTests {
         let spec = NginxContractTests.read("docs/openapi.yaml")
         let paths = spec.split(separator: "\n").filter { $0.hasPrefix("  /") && $0.hasSuffix(":") }
             .map { String($0.dropFirst(2).dropLast()) }
-        #expect(Set(paths) == routes)
+        #expect(Set(paths) == routes.union(CounterRoute.allCases.map(\.rawValue)))
     }
 }
