@@ -64,7 +64,7 @@ node_conf() {  # N: the data node's config; written once, then Sentinel rewrites
     echo "min-replicas-max-lag $max_lag"
     echo "requirepass $(secret admin-password)"
     echo "masterauth $(secret admin-password)"
-    echo "user counter on >$(secret app-password) resetkeys ~api_counter ~{api_counter}:idempotency:* resetchannels -@all +get +incr +set +ping +evalsha +script|load +role +wait"
+    echo "user counter on >$(secret app-password) resetkeys ~api_counter ~{api_counter}:idempotency:* ~{c:* resetchannels -@all +get +incr +set +ping +evalsha +script|load +incrby +decrby +del +scan +mget +role +wait"
     [ "$n" = 0 ] || echo "replicaof 127.0.0.1 $port"
   } > "$conf"
 }

@@ -105,6 +105,10 @@ $([ -n "${dev_key:-}" ] && echo "     development API key (admin scope): $API_KE
      curl http://127.0.0.1:$PORT/read -H "X-API-Key: $key_hint"
      curl -X POST http://127.0.0.1:$PORT/write -H "X-API-Key: $key_hint"
      curl -X POST http://127.0.0.1:$PORT/reset -H "X-API-Key: $key_hint"
+     named counters:
+     curl -X POST "http://127.0.0.1:$PORT/v1/counters/page-views/increment?by=1" -H "X-API-Key: $key_hint"
+     curl http://127.0.0.1:$PORT/v1/counters/page-views -H "X-API-Key: $key_hint"
+     curl "http://127.0.0.1:$PORT/v1/counters?prefix=page" -H "X-API-Key: $key_hint"
      access log: $ACCESS_LOG; keys changed? scripts/reload-keys.sh
      rate limits (429 beyond them): per key ${RATE_LIMIT_PER_KEY:-50r/s} burst ${RATE_LIMIT_PER_KEY_BURST:-100},
        per address ${RATE_LIMIT_PER_ADDRESS:-100r/s} burst ${RATE_LIMIT_PER_ADDRESS_BURST:-200},

@@ -59,7 +59,7 @@ struct NamedCounterRouterTests {
         #expect(store.writes == 0)
     }
 
-    @Test func putSetsAndSeeds() {
+    @Test func putSetsAndCarriesOverCounts() {
         let store = MemoryCounterStore()
         var (response, body) = send(store, "PUT", "/v1/counters/migrated", body: #"{"value": 123456789012}"#, contentType: "application/json")
         #expect(response.status.code == 200 && body["value"] as? Int64 == 123_456_789_012 && body["operation"] as? String == "set")

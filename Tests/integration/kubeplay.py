@@ -33,8 +33,8 @@ def build(rendered: str, port: int, password: str, keys: str, redis_image: str) 
         # The image's own user owns /data; the pod's default user (10001) does not.
         "securityContext": {"runAsUser": 999, "runAsGroup": 999},
         "command": ["redis-server", "--user", "counter", "on", f">{password}", "resetkeys", "~api_counter",
-                    "~{api_counter}:idempotency:*", "resetchannels", "-@all", "+get", "+incr", "+set", "+ping",
-                    "+evalsha", "+script|load", "--appendonly", "yes",
+                    "~{api_counter}:idempotency:*", "~{c:*", "resetchannels", "-@all", "+get", "+incr", "+set", "+ping",
+                    "+evalsha", "+script|load", "+incrby", "+decrby", "+del", "+scan", "+mget", "--appendonly", "yes",
                     "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--protected-mode", "no"],
     })
     volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}

@@ -87,6 +87,11 @@ def test_readme_make_run_curl_lines_and_key_rotation_work_as_written(make_run):
     assert isinstance(read["value"], int)
     assert write["operation"] == "increment" and write["value"] == read["value"] + 1
     assert reset == {"value": 0, "operation": "reset", "timestamp": reset["timestamp"]}
+    # README's named-counter lines: increment by 5, read it back, list it.
+    incremented, read_back, listed = json_documents(run_block("curl-named").stdout)
+    assert incremented["name"] == "page-views" and incremented["operation"] == "increment"
+    assert read_back["value"] == incremented["value"] and incremented["value"] % 5 == 0
+    assert {"name": "page-views", "value": incremented["value"]} in listed["counters"]
     # Started as root, nginx's workers are not root.
     workers = subprocess.run(["ps", "-o", "user=", "-C", "nginx"], capture_output=True, text=True).stdout.split()
     if os.geteuid() == 0:

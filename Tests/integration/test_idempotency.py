@@ -120,9 +120,10 @@ def test_corrupt_counter_with_a_key_is_500_and_unrecorded(stack):
 
 def test_acl_user_limited_to_the_commands_and_keys_it_uses(tmp, start_redis, start_stack):
     redis = start_redis(password="admin-pw")
+    # The same rules as the shipped configurations (compose, the chart, redis-ha.sh).
     redis.cli("ACL", "SETUSER", "counter", "on", ">counter-pw", "resetkeys", "~api_counter",
-              "~{api_counter}:idempotency:*", "resetchannels", "-@all", "+get", "+incr", "+set", "+ping",
-              "+evalsha", "+script|load")
+              "~{api_counter}:idempotency:*", "~{c:*", "resetchannels", "-@all", "+get", "+incr", "+set", "+ping",
+              "+evalsha", "+script|load", "+incrby", "+decrby", "+del", "+scan", "+mget")
     stack = start_stack(responder_env={"REDIS_PORT": str(redis.port), "REDIS_USERNAME": "counter",
                                        "REDIS_PASSWORD": "counter-pw"})
     assert stack.curl("POST", "/write", KEY_WRITE).json()["value"] == 1
@@ -133,3 +134,13 @@ def test_acl_user_limited_to_the_commands_and_keys_it_uses(tmp, start_redis, sta
     assert stack.curl("GET", "/health").status == 200
     denied = redis.cli("--user", "counter", "--pass", "counter-pw", "--no-auth-warning", "FLUSHALL", check=False)
     assert "NOPERM" in denied.stdout + denied.stderr
+    # Every named-counter route works under the same user; a command or key outside its rules does not.
+    assert stack.curl("POST", "/v1/counters/acl/increment?by=2", KEY_WRITE).json()["value"] == 2
+    assert stack.curl("POST", "/v1/counters/acl/decrement", KEY_WRITE, headers=[idem("acl-named")]).json()["value"] == 1
+    assert stack.curl("PUT", "/v1/counters/acl", KEY_ADMIN, data=b'{"value": 9}',
+                      headers=["Content-Type: application/json"]).json()["value"] == 9
+    assert stack.curl("GET", "/v1/counters", KEY_READ).json()["counters"] == [{"name": "acl", "value": 9}]
+    assert stack.curl("DELETE", "/v1/counters/acl", KEY_ADMIN).status == 204
+    for command in (["KEYS", "*"], ["SET", "other", "1"], ["GET", "c:x"], ["CONFIG", "GET", "*"]):
+        refused = redis.cli("--user", "counter", "--pass", "counter-pw", "--no-auth-warning", *command, check=False)
+        assert "NOPERM" in refused.stdout + refused.stderr, command

@@ -39,8 +39,8 @@ def test_a_counters_life(responder, redis):
     assert redis.get("{c:page-views}") == "-8"
     read = call(responder, "GET", "/v1/counters/page-views")
     assert read.status == 200 and read.json()["value"] == -8 and read.headers["cache-control"] == "no-store"
-    seeded = put(responder, "page-views", 123456789012345)
-    assert seeded.status == 200 and seeded.json()["operation"] == "set"
+    carried = put(responder, "page-views", 123456789012345)
+    assert carried.status == 200 and carried.json()["operation"] == "set"
     assert redis.get("{c:page-views}") == "123456789012345"
     gone = call(responder, "DELETE", "/v1/counters/page-views")
     assert gone.status == 204 and gone.body == b""
@@ -202,8 +202,8 @@ def test_nginx_checks_the_scope_each_method_needs(stack):
     for method in ("PUT", "DELETE"):
         assert "needs admin" in assert_problem(stack.curl(method, "/v1/counters/hits", KEY_WRITE, data=b'{"value": 1}',
                                                           headers=["Content-Type: application/json"]), 403)["detail"]
-    seeded = stack.curl("PUT", "/v1/counters/hits", KEY_ADMIN, data=b'{"value": 1000}', headers=["Content-Type: application/json"])
-    assert seeded.status == 200 and seeded.json()["value"] == 1000
+    carried = stack.curl("PUT", "/v1/counters/hits", KEY_ADMIN, data=b'{"value": 1000}', headers=["Content-Type: application/json"])
+    assert carried.status == 200 and carried.json()["value"] == 1000
     assert stack.curl("DELETE", "/v1/counters/hits", KEY_ADMIN).status == 204
     assert stack.redis.cli("EXISTS", "{c:hits}").stdout.strip() == "0"
     # An unknown method needs a key, then gets the resource's own Allow list.

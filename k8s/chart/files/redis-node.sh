@@ -40,7 +40,7 @@ if [ "$1" = redis ]; then
     echo "requirepass $admin"
     echo "masterauth $admin"
     echo "user default on >$admin ~* &* +@all"
-    printf 'user %s on >%s resetkeys ~api_counter ~{api_counter}:idempotency:* resetchannels -@all +get +incr +set +ping +evalsha +script|load +role +wait\n' \
+    printf 'user %s on >%s resetkeys ~api_counter ~{api_counter}:idempotency:* ~{c:* resetchannels -@all +get +incr +set +ping +evalsha +script|load +incrby +decrby +del +scan +mget +role +wait\n' \
       "${APP_USER:-counter}" "$(cat "$PASSWORD_FILE")"
     [ "$primary" = "$SELF" ] || echo "replicaof $primary 6379"
   } >> "$conf"
