@@ -28,6 +28,7 @@ extension Router {
     /// The answer to a request under `/v1/counters`; nil when the path is not one of them (then
     /// it is routed as any other path).
     func routeCounters(_ request: RequestHead, store: some CounterStore) -> Routed? {
+        guard request.path.utf8.starts(with: CounterResource.root.utf8) else { return nil }
         let resource: CounterResource
         do {
             guard let parsed = try CounterResource.parse(request.path) else { return nil }

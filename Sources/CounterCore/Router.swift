@@ -10,23 +10,44 @@ public struct RequestHead: Sendable, Equatable {
     public var idempotencyKey: String?
     /// Who is calling: the API key's name that nginx passes (`API_KEY_NAME`).
     public var client: String
+    /// What only the named-counter routes read; nil for the original routes, so their requests
+    /// carry (and copy) nothing more than before named counters.
+    public var named: NamedParts?
+
     /// The query string (`QUERY_STRING`, without `?`); read by the named-counter routes only.
-    public var query: String
+    public var query: String { named?.query ?? "" }
     /// The body's media type as sent (`CONTENT_TYPE`); checked where a body is taken (PUT).
-    public var contentType: String?
+    public var contentType: String? { named?.contentType }
     /// The request body, at most the router's ``Router/maxBodyBytes`` (PUT reads it).
-    public var body: [UInt8]
+    public var body: [UInt8] { named?.body ?? [] }
     /// The names this caller's key may use (`API_KEY_PREFIX`, the key's `ns=`); empty: all.
-    public var namespace: CounterPrefix
+    public var namespace: CounterPrefix { named?.namespace ?? .none }
 
     /// A request head from its parts (tests; the server copies them from the FastCGI params).
     public init(method: String, path: String, contentLength: String? = nil, idempotencyKey: String? = nil, client: String = "-",
-                query: String = "", contentType: String? = nil, body: [UInt8] = [], namespace: CounterPrefix = .none) {
+                named: NamedParts? = nil) {
         self.method = method
         self.path = path
         self.contentLength = contentLength
         self.idempotencyKey = idempotencyKey
         self.client = client
+        self.named = named
+    }
+}
+
+/// The parts of a request that only the named-counter routes (`/v1/counters`) read.
+public struct NamedParts: Sendable, Equatable {
+    /// The query string, without `?`.
+    public var query: String
+    /// The body's media type as sent.
+    public var contentType: String?
+    /// The request body (PUT), at most the router's ``Router/maxBodyBytes``.
+    public var body: [UInt8]
+    /// The names the caller's key may use.
+    public var namespace: CounterPrefix
+
+    /// The parts from their values.
+    public init(query: String = "", contentType: String? = nil, body: [UInt8] = [], namespace: CounterPrefix = .none) {
         self.query = query
         self.contentType = contentType
         self.body = body
@@ -108,10 +129,9 @@ public struct Router: Sendable {
 
     /// The response to `request` and what it was (``Routed``), never throwing.
     public func route(_ request: RequestHead, store: some CounterStore) -> Routed {
-        if request.path.hasPrefix(CounterResource.root), let routed = routeCounters(request, store: store) {
-            return routed
-        }
+        // The original routes first: their exact match costs what it did before named counters.
         guard let route = Route(rawValue: request.path) else {
+            if let routed = routeCounters(request, store: store) { return routed }
             if request.path == Router.metricsPath, let exposition {
                 guard request.method == "GET" else {
                     return Routed(response: APIError.methodNotAllowed(path: Router.metricsPath, allowed: ["GET"]).response,

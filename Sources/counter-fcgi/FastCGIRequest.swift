@@ -141,14 +141,15 @@ final class FastCGIRequest: @unchecked Sendable {
             head.idempotencyKey = params.idempotencyKey.map { String(cString: $0) }
             head.client = params.keyName.map { String(cString: $0) } ?? "-"
         }
-        if path.hasPrefix(CounterResource.root) {
+        if let uri = params.documentURI, FastCGIRequest.isCounters(uri) {
             // Only the named-counter routes read the query, the body's type and the key's namespace.
-            head.query = params.queryString.map { String(cString: $0) } ?? ""
-            head.contentType = params.contentType.map { String(cString: $0) }
+            var named = NamedParts(query: params.queryString.map { String(cString: $0) } ?? "",
+                                   contentType: params.contentType.map { String(cString: $0) })
             if let prefix = params.keyPrefix.map({ String(cString: $0) }), !prefix.isEmpty {
                 // nginx passes what render.sh checked; a prefix that does not parse admits nothing.
-                head.namespace = CounterPrefix(prefix) ?? .unusable
+                named.namespace = CounterPrefix(prefix) ?? .unusable
             }
+            head.named = named
         }
         return head
     }
@@ -160,6 +161,15 @@ final class FastCGIRequest: @unchecked Sendable {
     }
 
     private var params = Params(nil)
+
+    /// Whether the path (a C string) is under `/v1/counters`: the original routes pay one
+    /// `strncmp` against a static string for named counters, not a Swift `hasPrefix`.
+    private static func isCounters(_ uri: UnsafePointer<CChar>) -> Bool {
+        let root: StaticString = "/v1/counters"
+        return root.withUTF8Buffer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { strncmp(uri, $0.baseAddress!, $0.count) == 0 }
+        }
+    }
 
     /// Pointers to the values of the params the service reads, valid until the next accept: the
     /// six nginx sends (nginx/fastcgi-pass.conf), no others.
@@ -198,21 +208,23 @@ final class FastCGIRequest: @unchecked Sendable {
     /// How much of a body is kept for the router; the router refuses larger ones (Content-Length).
     static let keptBodyBytes = 1024
 
-    /// Reads the request's stdin (the body) up to its end record, at most ``maxDrainBytes``,
-    /// keeping the first ``keptBodyBytes`` in ``body``; returns how much was read. Every request is read to its end, also one
+    /// Reads the request's stdin (the body) up to its end record, at most ``maxDrainBytes``;
+    /// with `keep`, the first ``keptBodyBytes`` go to ``body`` (a PUT's). Returns how much was read. Every request is read to its end, also one
     /// without a body: nginx sends the end record with the params, so libfcgi has it buffered and
     /// this costs no system call; a client that sends it later is waited for, as the request is
     /// not complete before it (``finish(keep:)`` keeps or closes at once only after it).
     @discardableResult
-    func drainBody() -> Int {
+    func drainBody(keep: Bool = false) -> Int {
         var total = 0
         let size = Int32(drain.count)
-        body.removeAll(keepingCapacity: true)
+        if keep { body.removeAll(keepingCapacity: true) }
         while total < FastCGIRequest.maxDrainBytes {
             let count = drain.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress, size, request.pointee.in) }
             if count <= 0 { break }
-            let keep = min(Int(count), FastCGIRequest.keptBodyBytes - body.count)
-            if keep > 0 { drain.withUnsafeBufferPointer { chars in chars.prefix(keep).forEach { body.append(UInt8(bitPattern: $0)) } } }
+            if keep {
+                let room = min(Int(count), FastCGIRequest.keptBodyBytes - body.count)
+                if room > 0 { drain.withUnsafeBufferPointer { chars in body.append(contentsOf: chars.prefix(room).lazy.map { UInt8(bitPattern: $0) }) } }
+            }
             total += Int(count)
         }
         stdinComplete = FCGX_HasSeenEOF(request.pointee.in) != 0 && FCGX_GetError(request.pointee.in) == 0

@@ -200,13 +200,22 @@ final class FastCGIServer: Sendable {
                         metrics requestMetrics: inout RequestMetrics, logger: Logger) -> Int32? {
         let debug = logger.logLevel <= .debug
         let started = MonotonicClock.now()
-        var head = request.head()
+        let head = request.head()
         // Copied now: libfcgi frees the params at finish(keep:).
         let requestID = debug ? request.requestID() : nil
         // Always, body or not: after the end of stdin a connection can be kept, or closed at once.
-        request.drainBody()
-        if head.method == "PUT" { head.body = request.body }
-        let routed = router.route(head, store: store)
+        // Only a named counter's PUT keeps its body (the original routes take none, and their
+        // requests are neither copied nor changed for it).
+        let keepsBody = head.named != nil && head.method == "PUT"
+        request.drainBody(keep: keepsBody)
+        let routed: Routed
+        if keepsBody {
+            var withBody = head
+            withBody.named?.body = request.body
+            routed = router.route(withBody, store: store)
+        } else {
+            routed = router.route(head, store: store)
+        }
         let response = routed.response
         response.serialize(into: &output, includeBody: head.method != "HEAD")
         let delivered = request.write(output)

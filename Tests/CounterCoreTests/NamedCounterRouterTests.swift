@@ -10,7 +10,7 @@ struct NamedCounterRouterTests {
               contentType: String? = nil, key: String? = nil, namespace: CounterPrefix = .none) -> (Response, [String: Any]) {
         let bytes = Array((body ?? "").utf8)
         let head = RequestHead(method: method, path: path, contentLength: body.map { String($0.utf8.count) }, idempotencyKey: key,
-                               client: "ci", query: query, contentType: contentType, body: bytes, namespace: namespace)
+                               client: "ci", named: NamedParts(query: query, contentType: contentType, body: bytes, namespace: namespace))
         let response = router.respond(to: head, store: store)
         let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         return (response, json)
