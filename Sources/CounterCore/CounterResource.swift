@@ -20,14 +20,19 @@ public enum CounterResource: Sendable, Equatable {
         let rest = path.utf8.dropFirst(root.utf8.count)
         if rest.isEmpty { return .collection }
         guard rest.first == UInt8(ascii: "/") else { return nil }  // /v1/countersX is another path
-        let segments = rest.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        guard let first = segments.first, segments.count <= 2 else { throw .notFound }
-        guard let name = CounterName(String(decoding: first, as: UTF8.self)) else {
+        // The name, then at most one more segment; scanned in place (this runs on every request).
+        let afterSlash = rest.dropFirst()
+        let slash = afterSlash.firstIndex(of: UInt8(ascii: "/"))
+        let first = afterSlash[..<(slash ?? afterSlash.endIndex)]
+        let second = slash.map { afterSlash[afterSlash.index(after: $0)...] }
+        if let second, second.contains(UInt8(ascii: "/")) { throw .notFound }
+        guard let name = CounterName(Substring(first)) else {
             throw .badRequest(detail: "Invalid counter name: a name is \(CounterName.rule)")
         }
-        guard segments.count == 2 else { return .counter(name) }
-        guard let step = CounterStep(rawValue: String(decoding: segments[1], as: UTF8.self)) else { throw .notFound }
-        return .step(name, step)
+        guard let second else { return .counter(name) }
+        if second.elementsEqual("increment".utf8) { return .step(name, .increment) }
+        if second.elementsEqual("decrement".utf8) { return .step(name, .decrement) }
+        throw .notFound
     }
 
     /// The methods this resource answers, in the order the `Allow` header lists them.

@@ -51,7 +51,11 @@ public struct QueryString: Sendable, Equatable {
 
     /// Percent-decodes `bytes` (`+` is a space, as forms send it); nil for a bad escape, a control
     /// character or bytes that are not UTF-8.
-    static func decode(_ bytes: some Collection<UInt8>) -> String? {
+    static func decode(_ bytes: Substring.UTF8View) -> String? {
+        // Most parameters need no decoding: then the text is taken as it is, with no copy on the way.
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") || $0 < 0x20 || $0 == 0x7F }) {
+            return String(Substring(bytes))
+        }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var index = bytes.startIndex
