@@ -11,7 +11,8 @@ secs=${1:-60}
 out=.build-fuzz
 mkdir -p "$out/corpus" "$out/crashes"
 # The routing sources only: no FastCGI, no Redis, no argument parsing, no logging.
-sources=(Router Response APIError JSONObject CounterStore MemoryCounterStore CounterValue IdempotencyKey IdempotencyRecord Timestamp EdgeLogLine)
+sources=(Router Router+Counters Response APIError JSONObject CounterStore MemoryCounterStore CounterValue IdempotencyKey
+         IdempotencyRecord Timestamp EdgeLogLine CounterName CounterResource QueryString NamedWrite ListCursor)
 files=()
 for name in "${sources[@]}"; do files+=("Sources/CounterCore/$name.swift"); done
 echo "fuzz: building (swiftc -sanitize=fuzzer,address)" >&2

@@ -77,10 +77,13 @@ public struct Response: Sendable, Equatable {
         JSONObject.appendDecimal(Int64(status.code), to: &buffer)
         buffer.append(UInt8(ascii: " "))
         append(status.reason, to: &buffer)
-        append("\r\nContent-Type: ", to: &buffer)
-        append(contentType.rawValue, to: &buffer)
-        append("\r\nContent-Length: ", to: &buffer)
-        JSONObject.appendDecimal(Int64(body.count), to: &buffer)
+        // A 204 has no content, and so neither a type nor a length (RFC 9110 §8.6).
+        if status != .noContent {
+            append("\r\nContent-Type: ", to: &buffer)
+            append(contentType.rawValue, to: &buffer)
+            append("\r\nContent-Length: ", to: &buffer)
+            JSONObject.appendDecimal(Int64(body.count), to: &buffer)
+        }
         // Counter values change with every write: no cache on the way may keep one.
         append("\r\nCache-Control: no-store\r\n", to: &buffer)
         for header in headers {

@@ -2,11 +2,13 @@
 // Compiled together with CounterCore's routing sources in one module, without FastCGI or Redis.
 //
 // Input: fields separated by NUL bytes: method, path, Content-Length, Idempotency-Key, client,
-// stored counter value, failure selector. Each run checks the invariants every response must keep.
+// stored counter value, failure selector. For the named-counter routes (/v1/counters) the client
+// field is also the query string and the stored value also the body. Each run checks the
+// invariants every response must keep.
 import Foundation
 
 private let router = Router(maxBodyBytes: 1024, clock: { Timestamp(seconds: 1_764_417_600, microseconds: 1) })
-private let allowed: Set<Int> = [200, 400, 404, 405, 409, 413, 422, 500, 503]
+private let allowed: Set<Int> = [200, 204, 400, 403, 404, 405, 409, 413, 415, 422, 500, 503]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -16,24 +18,34 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     func field(_ index: Int) -> String? { index < fields.count ? fields[index] : nil }
 
     let store = MemoryCounterStore(stored: field(5).flatMap { $0.isEmpty ? nil : $0 })
+    if let stored = field(5), let name = CounterName("fuzz") { store.named[name] = stored }
     switch field(6)?.utf8.first.map({ $0 % 8 }) {
     case 1: store.failure = .unavailable(reason: "fuzz")
     case 2: store.failure = .unexpected(message: "fuzz")
     default: break
     }
+    let named = NamedParts(query: field(4) ?? "", contentType: field(6).map { _ in "application/json" },
+                           body: Array((field(5) ?? "").utf8.prefix(1024)), namespace: field(6).flatMap { CounterPrefix($0) } ?? .none)
     let head = RequestHead(method: field(0) ?? "", path: field(1) ?? "", contentLength: field(2),
-                           idempotencyKey: field(3), client: field(4) ?? "-")
+                           idempotencyKey: field(3), client: field(4) ?? "-", named: named)
     let response = router.respond(to: head, store: store)
 
     precondition(allowed.contains(response.status.code), "unexpected status \(response.status)")
+    if response.status.code == 204 {
+        precondition(response.body.isEmpty && head.method == "DELETE", "204 only for a DELETE, with no body")
+        return 0
+    }
     let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
     precondition(object != nil, "body is not a JSON object: \(response.bodyText)")
     if response.contentType == .problemJSON {
         precondition(object?["status"] as? Int == response.status.code, "problem status differs")
         precondition(object?["error"] as? String == object?["detail"] as? String, "error != detail")
     }
-    if head.method != "POST" {
-        precondition(store.writes == 0, "only POST may write")
+    if !["POST", "PUT", "DELETE"].contains(head.method) {
+        precondition(store.writes == 0, "only POST, PUT and DELETE may write")
+    }
+    if response.status.code != 200 {
+        precondition(store.writes == 0 || head.method == "DELETE", "a refused write changes nothing")
     }
     var wire: [UInt8] = []
     response.serialize(into: &wire)
@@ -60,6 +72,22 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } else if printable, let first = text.utf8.first, first != UInt8(ascii: "\""), text.utf8.count <= IdempotencyKey.maxLength {
         preconditionFailure("a bare printable key was refused: \(text)")
     }
+    // Named counters' parsers: a name is exactly its grammar; queries and cursors never crash and
+    // what they accept reads back.
+    if let name = CounterName(text) {
+        precondition(name.text == text && (1...CounterName.maxLength).contains(text.utf8.count), "names are taken as sent")
+        precondition(text.utf8.allSatisfy(CounterName.allows) && text != "." && text != "..", "the name alphabet")
+        precondition(CounterName(storageKey: name.storageKey) == name, "a value key names its counter")
+    }
+    if let query = try? QueryString(text), let by = try? query.integer("by", in: 1...Int64.max, default: 1) {
+        precondition(by >= 1, "by is positive")
+    }
+    if let cursor = ListCursor(text) {
+        precondition(ListCursor(cursor.text) == cursor, "a cursor reads back")
+    }
+    if let (write, outcome) = NamedRecord.parse(text) {
+        precondition(text == "\(write.fingerprint):\(outcome.value):\(outcome.timestamp.text)", "named records are parsed exactly")
+    }
     if let stamp = Timestamp(text: text) {
         precondition(stamp.text == text, "Timestamp round trip")
     }
@@ -69,7 +97,8 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // Any datagram on the edge log port: only known labels ever come out.
     if let line = EdgeLogLine(datagram: bytes) {
-        precondition(line.route == EdgeLogLine.otherRoute || Route(rawValue: line.route) != nil, "edge route label")
+        precondition(line.route == EdgeLogLine.otherRoute || Route(rawValue: line.route) != nil
+                     || CounterRoute(rawValue: line.route) != nil, "edge route label")
         precondition((100...599).contains(line.status), "edge status label")
     }
     return 0

@@ -44,6 +44,7 @@ def test_a_counters_life(responder, redis):
     assert redis.get("{c:page-views}") == "123456789012345"
     gone = call(responder, "DELETE", "/v1/counters/page-views")
     assert gone.status == 204 and gone.body == b""
+    assert "content-length" not in gone.headers and "content-type" not in gone.headers
     assert redis.cli("EXISTS", "{c:page-views}").stdout.strip() == "0"
     assert_problem(call(responder, "DELETE", "/v1/counters/page-views"), 404)
     # The original's routes and key are untouched by named counters.
