@@ -3,7 +3,7 @@
 # and hiredis? Both behind the same nginx (ours, rendered from nginx/, run natively) and the same
 # Redis, each sent the same REQUESTS (default 2000) on one keep-alive connection, after a warm-up:
 #   - instructions per request, under valgrind's callgrind (user space only, but the same on every
-#     run whatever the machine's noise; with KEEP=DIR, each profile's top functions go to DIR);
+#     run whatever the machine's noise; with KEEP=DIR, each profile and its top functions go to DIR);
 #   - system calls per request, by strace -c -f (the kernel's share: reads, writes, polls).
 # ENDPOINTS (default "GET /read" "POST /write"). Needs valgrind and strace; the C responder comes
 # from ANCHORS (as in bench/run.sh); without it, counter-fcgi alone. A benchmark: it prints figures,
@@ -86,10 +86,15 @@ for name in "${names[@]}"; do
     callgrind_control -d "$responder" >/dev/null 2>&1
     kill "$responder"; wait "$responder" 2>/dev/null || true
     instr[$name $spec]=$(awk -v n="$requests" '/^summary:/ { s += $2 } END { printf "%.0f", s / n }' "$dir/$name.callgrind".*)
+    # Kept files are named by endpoint (POST-v1-counters-bench-increment): two endpoints of
+    # one method must not overwrite each other's. The raw profile is kept too, for
+    # `callgrind_annotate --inclusive=yes` (which function's callees cost what).
+    slug=$(printf '%s%s' "$method" "$path" | tr -c 'A-Za-z0-9._\n' '-')
     if [ -n "${KEEP:-}" ]; then
       mkdir -p "$KEEP"
-      bench/callgrind-top.py "$requests" "$dir/$name.callgrind".* --top 40 >"$KEEP/$name-$method.top"
-      echo "bench: top functions in $KEEP/$name-$method.top" >&2
+      bench/callgrind-top.py "$requests" "$dir/$name.callgrind".* --top 40 >"$KEEP/$name-$slug.top"
+      for part in "$dir/$name.callgrind".*; do cp "$part" "$KEEP/$name-$slug.callgrind.${part##*.}"; done
+      echo "bench: top functions in $KEEP/$name-$slug.top, the profile in $KEEP/$name-$slug.callgrind.*" >&2
     fi
     rm -f "$dir/$name.callgrind"*
     # System calls: strace attached around the same number of requests, natively run.
@@ -105,7 +110,7 @@ for name in "${names[@]}"; do
     calls[$name $spec]=$(awk -v n="$requests" '$NF == "total" { printf "%.1f", $4 / n }' "$dir/$name.strace")
     printf '%-13s %-12s %9s instructions/request %6s syscalls/request\n' "$name" "$method $path" \
       "${instr[$name $spec]}" "${calls[$name $spec]}" >&2
-    [ -z "${KEEP:-}" ] || cp "$dir/$name.strace" "$KEEP/$name-$method.strace"
+    [ -z "${KEEP:-}" ] || cp "$dir/$name.strace" "$KEEP/$name-$slug.strace"
   done
 done
 

@@ -109,6 +109,8 @@ $([ -n "${dev_key:-}" ] && echo "     development API key (admin scope): $API_KE
      curl -X POST "http://127.0.0.1:$PORT/v1/counters/page-views/increment?by=1" -H "X-API-Key: $key_hint"
      curl http://127.0.0.1:$PORT/v1/counters/page-views -H "X-API-Key: $key_hint"
      curl "http://127.0.0.1:$PORT/v1/counters?prefix=page" -H "X-API-Key: $key_hint"
+     curl "http://127.0.0.1:$PORT/v1/counters/page-views/badge.svg?label=views" -H "X-API-Key: $key_hint"
+     public counters (no key, read only): PUBLIC_COUNTERS=${PUBLIC_COUNTERS:-(none)}; hit counters: PUBLIC_HIT_COUNTERS=${PUBLIC_HIT_COUNTERS:-(none)}
      access log: $ACCESS_LOG; keys changed? scripts/reload-keys.sh
      rate limits (429 beyond them): per key ${RATE_LIMIT_PER_KEY:-50r/s} burst ${RATE_LIMIT_PER_KEY_BURST:-100},
        per address ${RATE_LIMIT_PER_ADDRESS:-100r/s} burst ${RATE_LIMIT_PER_ADDRESS_BURST:-200},

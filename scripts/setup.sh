@@ -11,8 +11,9 @@ pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok i
 
 # Libraries (headers + pkg-config files), servers and clients the build and the tests use
 # (prometheus brings promtool, which checks and unit-tests the alert rules; valgrind, strace and
-# binutils' objcopy serve the instruction and system-call counts of bench/).
-for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind strace binutils prometheus; do
+# binutils' objcopy serve the instruction and system-call counts of bench/; chromium is the real
+# browser that loads a page of badges in test_browser.py).
+for pkg in pkg-config libfcgi-dev libhiredis-dev libfcgi-bin redis-server redis-tools nginx curl wrk python3-pip shellcheck valgrind strace binutils prometheus chromium; do
   pkg_ok "$pkg" || need_apt+=("$pkg")
 done
 

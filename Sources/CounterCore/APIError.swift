@@ -24,6 +24,8 @@ public enum APIError: Error, Equatable, Sendable {
     case outsideNamespace(CounterPrefix)
     /// A body that is not `application/json` where JSON is taken.
     case unsupportedMediaType
+    /// `count=1` on a badge whose counter is not under a hit-counter prefix.
+    case hitsNotEnabled
 
     /// The status and problem+json body for this error.
     public var response: Response {
@@ -78,6 +80,8 @@ public enum APIError: Error, Equatable, Sendable {
             return (.forbidden, "This API key may use only counters whose names start with \"\(prefix.text)\"", [])
         case .unsupportedMediaType:
             return (.unsupportedMediaType, "The body must be application/json", [])
+        case .hitsNotEnabled:
+            return (.forbidden, "This counter's badge does not count views: count=1 works only for names under the operator's PUBLIC_HIT_COUNTERS prefixes", [])
         case .counter(.idempotencyKeyReusedForWrite), .counter(.invalidCursor):
             // The router maps both to their own errors before they get here.
             return (.internalServerError, "Unexpected reply from Redis", [])

@@ -8,6 +8,8 @@ public enum CounterResource: Sendable, Equatable {
     case counter(CounterName)
     /// `/v1/counters/{name}/increment` and `/decrement`.
     case step(CounterName, CounterStep)
+    /// `/v1/counters/{name}/badge.svg`: the value as an SVG badge.
+    case badge(CounterName)
 
     /// The common root of the named-counter routes.
     public static let root = "/v1/counters"
@@ -32,6 +34,7 @@ public enum CounterResource: Sendable, Equatable {
         guard let second else { return .counter(name) }
         if second.elementsEqual("increment".utf8) { return .step(name, .increment) }
         if second.elementsEqual("decrement".utf8) { return .step(name, .decrement) }
+        if second.elementsEqual("badge.svg".utf8) { return .badge(name) }
         throw .notFound
     }
 
@@ -41,6 +44,7 @@ public enum CounterResource: Sendable, Equatable {
         case .collection: CounterResource.readMethods
         case .counter: CounterResource.counterMethods
         case .step: CounterResource.stepMethods
+        case .badge: CounterResource.readMethods
         }
     }
 

@@ -86,3 +86,15 @@ public struct QueryString: Sendable, Equatable {
         }
     }
 }
+
+extension QueryString {
+    /// The yes/no parameter `name` (`1`, `true`, `0`, `false`); `fallback` when absent.
+    public func flag(_ name: String, default fallback: Bool) throws(APIError) -> Bool {
+        switch self[name] {
+        case nil: fallback
+        case "1", "true": true
+        case "0", "false": false
+        default: throw .badRequest(detail: "\(name) must be 1, true, 0 or false")
+        }
+    }
+}

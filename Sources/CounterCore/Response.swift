@@ -12,6 +12,8 @@ public struct HTTPStatus: Sendable, Equatable, CustomStringConvertible {
     public static let ok = HTTPStatus(code: 200, reason: "OK")
     /// 204.
     public static let noContent = HTTPStatus(code: 204, reason: "No Content")
+    /// 304: the client's cached copy (named by its `If-None-Match`) is still the current one.
+    public static let notModified = HTTPStatus(code: 304, reason: "Not Modified")
     /// 400.
     public static let badRequest = HTTPStatus(code: 400, reason: "Bad Request")
     /// 404.
@@ -41,7 +43,12 @@ public struct Response: Sendable, Equatable {
         case json = "application/json"
         case problemJSON = "application/problem+json"
         case prometheusText = "text/plain; version=0.0.4; charset=utf-8"
+        case svg = "image/svg+xml"
     }
+
+    /// What every response but a badge's says to caches: counter values change with every write,
+    /// so no cache on the way may keep one.
+    public static let noStore = "no-store"
 
     /// The response's status.
     public var status: HTTPStatus
@@ -51,13 +58,17 @@ public struct Response: Sendable, Equatable {
     public var headers: [(name: String, value: String)]
     /// The response body, as sent.
     public var body: [UInt8]
+    /// The `Cache-Control` value: ``noStore`` but for badges, which caches may keep a short while.
+    public var cacheControl: String
 
     /// A response from its parts.
-    public init(status: HTTPStatus, contentType: ContentType, headers: [(name: String, value: String)] = [], body: [UInt8]) {
+    public init(status: HTTPStatus, contentType: ContentType, headers: [(name: String, value: String)] = [], body: [UInt8],
+                cacheControl: String = Response.noStore) {
         self.status = status
         self.contentType = contentType
         self.headers = headers
         self.body = body
+        self.cacheControl = cacheControl
     }
 
     /// The value of the first header called `name` (case-insensitive), if any.
@@ -77,15 +88,17 @@ public struct Response: Sendable, Equatable {
         JSONObject.appendDecimal(Int64(status.code), to: &buffer)
         buffer.append(UInt8(ascii: " "))
         append(status.reason, to: &buffer)
-        // A 204 has no content, and so neither a type nor a length (RFC 9110 §8.6).
-        if status != .noContent {
+        // A 204 has no content, and so neither a type nor a length (RFC 9110 §8.6); a 304 has
+        // none either, and its length would be the cached representation's, not zero.
+        if status != .noContent && status != .notModified {
             append("\r\nContent-Type: ", to: &buffer)
             append(contentType.rawValue, to: &buffer)
             append("\r\nContent-Length: ", to: &buffer)
             JSONObject.appendDecimal(Int64(body.count), to: &buffer)
         }
-        // Counter values change with every write: no cache on the way may keep one.
-        append("\r\nCache-Control: no-store\r\n", to: &buffer)
+        append("\r\nCache-Control: ", to: &buffer)
+        append(cacheControl, to: &buffer)
+        append("\r\n", to: &buffer)
         for header in headers {
             append(header.name, to: &buffer)
             append(": ", to: &buffer)
@@ -98,7 +111,7 @@ public struct Response: Sendable, Equatable {
 
     /// Equal when status, type, body and headers (in order) are.
     public static func == (lhs: Response, rhs: Response) -> Bool {
-        lhs.status == rhs.status && lhs.contentType == rhs.contentType && lhs.body == rhs.body
+        lhs.status == rhs.status && lhs.contentType == rhs.contentType && lhs.body == rhs.body && lhs.cacheControl == rhs.cacheControl
             && lhs.headers.map { "\($0.name): \($0.value)" } == rhs.headers.map { "\($0.name): \($0.value)" }
     }
 }

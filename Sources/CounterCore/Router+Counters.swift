@@ -5,6 +5,7 @@ public enum CounterRoute: String, CaseIterable, Sendable {
     case counter = "/v1/counters/{name}"
     case increment = "/v1/counters/{name}/increment"
     case decrement = "/v1/counters/{name}/decrement"
+    case badge = "/v1/counters/{name}/badge.svg"
 }
 
 extension CounterResource {
@@ -15,6 +16,7 @@ extension CounterResource {
         case .counter: .counter
         case .step(_, .increment): .increment
         case .step(_, .decrement): .decrement
+        case .badge: .badge
         }
     }
 }
@@ -80,6 +82,9 @@ extension Router {
                 let write: NamedWrite = step == .increment ? .increment(by: by) : .decrement(by: by)
                 let outcome = try store.apply(write, to: name, idempotency: try idempotency(request), now: clock())
                 return (written(name, write, outcome), outcome.replayed)
+            case .badge(let name):
+                try admit(name, request)
+                return (try badge(name, request, store: store), false)
             }
         } catch let error as CounterError {
             switch error {
@@ -144,7 +149,7 @@ extension Router {
 /// write integral floats are not refused, and `5.5` or `1e19` are.
 enum SetBody {
     static func parse(_ body: [UInt8], contentType: String?) throws(APIError) -> Int64 {
-        let mediaType = contentType?.split(separator: ";", maxSplits: 1).first?.trimmingSpaces.lowercased()
+        let mediaType = contentType?.split(separator: ";", maxSplits: 1).first?.httpTrimmed.lowercased()
         guard mediaType == "application/json" else { throw .unsupportedMediaType }
         var reader = Reader(bytes: body)
         guard reader.take("{"), reader.take("\"value\""), reader.take(":"), let value = reader.integer(), reader.take("}"), reader.atEnd else {
@@ -226,14 +231,5 @@ enum SetBody {
                 return index == bytes.count
             }
         }
-    }
-}
-
-private extension Substring {
-    var trimmingSpaces: Substring {
-        var text = self
-        while text.first == " " { text = text.dropFirst() }
-        while text.last == " " { text = text.dropLast() }
-        return text
     }
 }

@@ -45,13 +45,25 @@ public struct NamedParts: Sendable, Equatable {
     public var body: [UInt8]
     /// The names the caller's key may use.
     public var namespace: CounterPrefix
+    /// The operator's public prefix this path's name is under (`PUBLIC_COUNTERS`, matched by
+    /// nginx); nil when the name is not public. A public badge may be kept by shared caches.
+    public var publicPrefix: CounterPrefix?
+    /// The operator's hit-counter prefix this path's name is under (`PUBLIC_HIT_COUNTERS`, matched
+    /// by nginx); nil when its badge may not count (`count=1`).
+    public var hitPrefix: CounterPrefix?
+    /// The `If-None-Match` header as sent (badges: a cache revalidating its copy).
+    public var ifNoneMatch: String?
 
     /// The parts from their values.
-    public init(query: String = "", contentType: String? = nil, body: [UInt8] = [], namespace: CounterPrefix = .none) {
+    public init(query: String = "", contentType: String? = nil, body: [UInt8] = [], namespace: CounterPrefix = .none,
+                publicPrefix: CounterPrefix? = nil, hitPrefix: CounterPrefix? = nil, ifNoneMatch: String? = nil) {
         self.query = query
         self.contentType = contentType
         self.body = body
         self.namespace = namespace
+        self.publicPrefix = publicPrefix
+        self.hitPrefix = hitPrefix
+        self.ifNoneMatch = ifNoneMatch
     }
 }
 

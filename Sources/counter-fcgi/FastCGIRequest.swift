@@ -149,6 +149,12 @@ final class FastCGIRequest: @unchecked Sendable {
                 // nginx passes what render.sh checked; a prefix that does not parse admits nothing.
                 named.namespace = CounterPrefix(prefix) ?? .unusable
             }
+            // Badges only (nginx/fastcgi-badge.conf): the operator's prefixes that this path's
+            // name matched, and a cache's revalidation. An empty or unreadable prefix grants
+            // nothing (the empty prefix would be every name).
+            named.publicPrefix = FastCGIRequest.operatorPrefix(params.publicPrefix)
+            named.hitPrefix = FastCGIRequest.operatorPrefix(params.hitPrefix)
+            named.ifNoneMatch = params.ifNoneMatch.map { String(cString: $0) }
             head.named = named
         }
         return head
@@ -162,6 +168,12 @@ final class FastCGIRequest: @unchecked Sendable {
 
     private var params = Params(nil)
 
+    /// A prefix of the operator's that nginx matched; nil when it is absent, empty or unreadable.
+    private static func operatorPrefix(_ value: UnsafePointer<CChar>?) -> CounterPrefix? {
+        guard let value, value.pointee != 0, let prefix = CounterPrefix(String(cString: value)) else { return nil }
+        return prefix
+    }
+
     /// Whether the path (a C string) is under `/v1/counters`: the original routes pay one
     /// `strncmp` against a static string for named counters, not a Swift `hasPrefix`.
     private static func isCounters(_ uri: UnsafePointer<CChar>) -> Bool {
@@ -172,11 +184,13 @@ final class FastCGIRequest: @unchecked Sendable {
     }
 
     /// Pointers to the values of the params the service reads, valid until the next accept: the
-    /// six nginx sends (nginx/fastcgi-pass.conf), no others.
+    /// six nginx sends every route (nginx/fastcgi-pass.conf), the named routes' three
+    /// (fastcgi-counters.conf) and the badge's three (fastcgi-badge.conf); no others.
     private struct Params {
         var method, documentURI, contentLength: UnsafePointer<CChar>?
         var idempotencyKey, keyName, requestID: UnsafePointer<CChar>?
         var queryString, contentType, keyPrefix: UnsafePointer<CChar>?
+        var publicPrefix, hitPrefix, ifNoneMatch: UnsafePointer<CChar>?
 
         /// One pass over `NAME=value` entries (a NULL-terminated array): `strchr` finds each
         /// `=`, the name's length picks the candidates, one `memcmp` confirms.
@@ -197,6 +211,9 @@ final class FastCGIRequest: @unchecked Sendable {
                 case 14 where named("REQUEST_METHOD"): method = value
                 case 14 where named("CONTENT_LENGTH"): contentLength = value
                 case 20 where named("HTTP_IDEMPOTENCY_KEY"): idempotencyKey = value
+                case 21 where named("COUNTER_PUBLIC_PREFIX"): publicPrefix = value
+                case 18 where named("COUNTER_HIT_PREFIX"): hitPrefix = value
+                case 18 where named("HTTP_IF_NONE_MATCH"): ifNoneMatch = value
                 default: break
                 }
             }

@@ -27,7 +27,8 @@ struct NginxContractTests {
     func map(_ name: String) -> [(String, String)] {
         guard let start = conf.range(of: " $\(name) {") else { return [] }
         var entries: [(String, String)] = []
-        var words: [String] = [], word = "", quoted = false, comment = false
+        // `wasQuoted`: "" is a word too (an empty key or value), unlike the space between words.
+        var words: [String] = [], word = "", quoted = false, wasQuoted = false, comment = false
         for character in conf[start.upperBound...] {
             if comment { comment = character != "\n"; continue }
             if quoted {
@@ -35,10 +36,10 @@ struct NginxContractTests {
                 continue
             }
             switch character {
-            case "\"": quoted = true
+            case "\"": quoted = true; wasQuoted = true
             case "#": comment = true
             case " ", "\n", ";", "}":
-                if !word.isEmpty { words.append(word); word = "" }
+                if !word.isEmpty || wasQuoted { words.append(word); word = ""; wasQuoted = false }
                 if character == ";" || character == "}" {
                     if words.count >= 2 { entries.append((words[0], words[1...].joined(separator: " "))) }
                     words = []
@@ -80,10 +81,12 @@ struct NginxContractTests {
         }
         // Named counters: each pattern's list is what the router answers for a path it matches.
         let counters = counterEntries("allowed_methods")
-        #expect(counters.count == 3)
+        #expect(counters.count == 4)
         for (pattern, methods) in counters {
             let regex = try! Regex(String(pattern.dropFirst()))
-            let examples = ["/v1/counters", "/v1/counters/a:b", "/v1/counters/a/increment", "/v1/counters/a/decrement"]
+            let examples = ["/v1/counters", "/v1/counters/a:b", "/v1/counters/a/increment", "/v1/counters/a/decrement",
+                            "/v1/counters/a/badge.svg"]
+            #expect(examples.contains { $0.wholeMatch(of: regex) != nil }, "\(pattern) matches none of the routes")
             for example in examples where example.wholeMatch(of: regex) != nil {
                 #expect(try! CounterResource.parse(example)?.methods.joined(separator: ", ") == methods, "\(example)")
             }
@@ -107,15 +110,20 @@ struct NginxContractTests {
         // Named counters: GET read, POST write, PUT and DELETE admin, an unknown method read.
         let byMethod = Dictionary(uniqueKeysWithValues: map("counters_scope"))
         #expect(byMethod == ["POST": "write", "PUT": "admin", "DELETE": "admin", "default": "read"])
+        // Reads go through the public-counter check, which falls back to the read scope.
         let refusals = Dictionary(uniqueKeysWithValues: map("refuse_counters"))
-        #expect(refusals == ["GET": "$refuse_read", "HEAD": "$refuse_read", "POST": "$refuse_write", "PUT": "$refuse_admin",
+        #expect(refusals == ["GET": "$refuse_public_read", "HEAD": "$refuse_public_read", "POST": "$refuse_write", "PUT": "$refuse_admin",
                              "DELETE": "$refuse_admin", "default": "$refuse_read"])
+        #expect(Dictionary(uniqueKeysWithValues: map("refuse_public_read")) == ["": "$refuse_read", "default": "$refuse_wrong_key"])
+        // A keyless read of a public counter is let through (""), a wrong key never.
+        #expect(Dictionary(uniqueKeysWithValues: map("refuse_wrong_key")) == ["none": "403", "default": ""])
     }
 
     /// The methods nginx lets through to /v1/counters are every method a named-counter resource
     /// takes (counter-fcgi answers the rest with 405 and the resource's Allow).
     @Test func namedCounterMethodsHaveAScope() {
-        let methods = Set([CounterResource.collection, .counter(CounterName("a")!), .step(CounterName("a")!, .increment)].flatMap(\.methods))
+        let methods = Set([CounterResource.collection, .counter(CounterName("a")!), .step(CounterName("a")!, .increment),
+                           .badge(CounterName("a")!)].flatMap(\.methods))
         let refusals = Set(map("refuse_counters").map(\.0))
         #expect(methods.isSubset(of: refusals))
     }

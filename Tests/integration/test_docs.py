@@ -92,6 +92,10 @@ def test_readme_make_run_curl_lines_and_key_rotation_work_as_written(make_run):
     assert incremented["name"] == "page-views" and incremented["operation"] == "increment"
     assert read_back["value"] == incremented["value"] and incremented["value"] % 5 == 0
     assert {"name": "page-views", "value": incremented["value"]} in listed["counters"]
+    # README's badge line: the same value, drawn.
+    import xml.etree.ElementTree as ET
+    svg = ET.fromstring(run_block("curl-badge").stdout)
+    assert svg.find("{http://www.w3.org/2000/svg}title").text == f"views: {incremented['value']}"
     # Started as root, nginx's workers are not root.
     workers = subprocess.run(["ps", "-o", "user=", "-C", "nginx"], capture_output=True, text=True).stdout.split()
     if os.geteuid() == 0:

@@ -20,10 +20,11 @@ def test_spec_covers_every_route_and_method():
     spec = yaml.safe_load(SPEC.read_text())
     routes = dict(re.findall(r'case (\w+) = "(/\w+)"', (ROOT / "Sources/CounterCore/Router.swift").read_text()))
     templates = dict(re.findall(r'case (\w+) = "(/v1/counters[^"]*)"', (ROOT / "Sources/CounterCore/Router+Counters.swift").read_text()))
-    assert len(templates) == 4
+    assert len(templates) == 5
     assert set(spec["paths"]) == set(routes.values()) | set(templates.values())
     named = {"/v1/counters": {"get"}, "/v1/counters/{name}": {"get", "put", "delete"},
-             "/v1/counters/{name}/increment": {"post"}, "/v1/counters/{name}/decrement": {"post"}}
+             "/v1/counters/{name}/increment": {"post"}, "/v1/counters/{name}/decrement": {"post"},
+             "/v1/counters/{name}/badge.svg": {"get"}}
     for path, operations in spec["paths"].items():
         operations = {k: v for k, v in operations.items() if k != "parameters"}
         if path in named:
@@ -37,7 +38,9 @@ def test_spec_covers_every_route_and_method():
 
 def test_schemathesis_finds_nothing_against_the_running_stack(start_stack):
     stack = start_stack(nginx_env={"RATE_LIMIT_PER_KEY": "100000r/s", "RATE_LIMIT_PER_ADDRESS": "100000r/s",
-                                   "RATE_LIMIT_BAD_KEY": "100000r/s"})
+                                   "RATE_LIMIT_BAD_KEY": "100000r/s", "RATE_LIMIT_HITS_PER_ADDRESS": "100000r/s",
+                                   # Some generated names count views on their badge, some are public.
+                                   "PUBLIC_COUNTERS": "0 A", "PUBLIC_HIT_COUNTERS": "a 1"})
     out = subprocess.run(
         [str(TOOLS / "schemathesis"), "--config-file", str(ROOT / "Tests/integration/schemathesis.toml"), "run",
          str(SPEC), "--url", f"http://127.0.0.1:{stack.port}", "--checks", "all", "-H", f"X-API-Key: {KEY_ADMIN}",
