@@ -17,10 +17,10 @@ from conftest import KEY_READ, KEY_WRITE, ROOT, wait_for
 
 
 class Load:
-    """`clients` threads doing POST /write through nginx until stopped (at most `limit` each)."""
+    """`clients` threads doing POST `path` (/write) through nginx until stopped (at most `limit` each)."""
 
-    def __init__(self, port, clients=8, limit=5000, key=KEY_WRITE):
-        self.port, self.key, self.limit = port, key, limit
+    def __init__(self, port, clients=8, limit=5000, key=KEY_WRITE, path="/write"):
+        self.port, self.key, self.limit, self.path = port, key, limit, path
         self.results = []          # (monotonic start, seconds taken, status, value or None)
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -33,7 +33,7 @@ class Load:
             started = time.monotonic()
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request("POST", "/write", headers={"X-API-Key": self.key, "Host": "localhost"})
+                conn.request("POST", self.path, headers={"X-API-Key": self.key, "Host": "localhost"})
                 reply = conn.getresponse()
                 body = reply.read()
                 conn.close()
