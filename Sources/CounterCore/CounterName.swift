@@ -24,6 +24,14 @@ public struct CounterName: Sendable, Hashable, Comparable, CustomStringConvertib
         self.text = String(text)
     }
 
+    /// The name in `bytes`, or nil when they break the grammar: the path parser's way in, with
+    /// no generic string code between the request's bytes and the name.
+    init?(bytes: UnsafeBufferPointer<UInt8>) {
+        guard !bytes.isEmpty, bytes.count <= CounterName.maxLength, bytes.allSatisfy(CounterName.allows) else { return nil }
+        if bytes[0] == UInt8(ascii: "."), bytes.count <= 2, bytes.allSatisfy({ $0 == UInt8(ascii: ".") }) { return nil }
+        text = String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Whether `byte` may appear in a name (and in a name prefix).
     public static func allows(_ byte: UInt8) -> Bool {
         switch byte {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a path under `/v1/counters` addresses. Parsed from nginx's normalised path (`$uri`:
 /// decoded, dot segments resolved), so `/v1/counters/a/../b` has become `/v1/counters/b` before it
 /// gets here.
@@ -18,24 +22,39 @@ public enum CounterResource: Sendable, Equatable {
     /// or an unknown path); throws a 404 for an unknown sub-resource and a 400 for a name that
     /// breaks the grammar.
     public static func parse(_ path: String) throws(APIError) -> CounterResource? {
-        guard path.hasPrefix(root) else { return nil }
-        let rest = path.utf8.dropFirst(root.utf8.count)
-        if rest.isEmpty { return .collection }
-        guard rest.first == UInt8(ascii: "/") else { return nil }  // /v1/countersX is another path
-        // The name, then at most one more segment; scanned in place (this runs on every request).
-        let afterSlash = rest.dropFirst()
-        let slash = afterSlash.firstIndex(of: UInt8(ascii: "/"))
-        let first = afterSlash[..<(slash ?? afterSlash.endIndex)]
-        let second = slash.map { afterSlash[afterSlash.index(after: $0)...] }
-        if let second, second.contains(UInt8(ascii: "/")) { throw .notFound }
-        guard let name = CounterName(Substring(first)) else {
-            throw .badRequest(detail: "Invalid counter name: a name is \(CounterName.rule)")
+        var path = path
+        // Scanned in place over the path's UTF-8 bytes (this runs on every named request): no
+        // array of segments, no generic string code.
+        let parsed: Result<CounterResource?, APIError> = path.withUTF8 { bytes in
+            let root: StaticString = "/v1/counters"
+            guard CounterResource.starts(bytes, with: root) else { return .success(nil) }
+            let rootCount = root.utf8CodeUnitCount
+            if bytes.count == rootCount { return .success(.collection) }
+            guard bytes[rootCount] == UInt8(ascii: "/") else { return .success(nil) }  // /v1/countersX is another path
+            let nameStart = rootCount + 1
+            var nameEnd = nameStart
+            while nameEnd < bytes.count, bytes[nameEnd] != UInt8(ascii: "/") { nameEnd += 1 }
+            guard let name = CounterName(bytes: UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd])) else {
+                // A path with more segments than any resource is a 404 whatever its name.
+                if nameEnd < bytes.count, bytes[(nameEnd + 1)...].contains(UInt8(ascii: "/")) { return .failure(.notFound) }
+                return .failure(.badRequest(detail: "Invalid counter name: a name is \(CounterName.rule)"))
+            }
+            if nameEnd == bytes.count { return .success(.counter(name)) }
+            let rest = UnsafeBufferPointer(rebasing: bytes[(nameEnd + 1)...])
+            if CounterResource.equals(rest, "increment") { return .success(.step(name, .increment)) }
+            if CounterResource.equals(rest, "decrement") { return .success(.step(name, .decrement)) }
+            if CounterResource.equals(rest, "badge.svg") { return .success(.badge(name)) }
+            return .failure(.notFound)
         }
-        guard let second else { return .counter(name) }
-        if second.elementsEqual("increment".utf8) { return .step(name, .increment) }
-        if second.elementsEqual("decrement".utf8) { return .step(name, .decrement) }
-        if second.elementsEqual("badge.svg".utf8) { return .badge(name) }
-        throw .notFound
+        return try parsed.get()
+    }
+
+    private static func starts(_ bytes: UnsafeBufferPointer<UInt8>, with literal: StaticString) -> Bool {
+        bytes.count >= literal.utf8CodeUnitCount && memcmp(bytes.baseAddress!, literal.utf8Start, literal.utf8CodeUnitCount) == 0
+    }
+
+    private static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && starts(bytes, with: literal)
     }
 
     /// The methods this resource answers, in the order the `Allow` header lists them.
@@ -58,3 +77,4 @@ public enum CounterStep: String, Sendable, Equatable {
     case increment
     case decrement
 }
+

@@ -18,6 +18,15 @@ struct JSONObject {
         appendQuoted(value)
     }
 
+    /// A counter's name: its alphabet (``CounterName``) never needs escaping, so it is copied as it is.
+    mutating func add(_ key: StaticString, _ name: CounterName) {
+        appendKey(key)
+        bytes.append(UInt8(ascii: "\""))
+        var text = name.text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     mutating func add(_ key: StaticString, _ value: Int64) {
         appendKey(key)
         JSONObject.appendDecimal(value, to: &bytes)

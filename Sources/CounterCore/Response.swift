@@ -46,9 +46,32 @@ public struct Response: Sendable, Equatable {
         case svg = "image/svg+xml"
     }
 
-    /// What every response but a badge's says to caches: counter values change with every write,
-    /// so no cache on the way may keep one.
-    public static let noStore = "no-store"
+    /// What a response says to caches (`Cache-Control`).
+    public enum CacheControl: Sendable, Equatable {
+        /// Every response but a badge's: counter values change with every write, so no cache on
+        /// the way may keep one.
+        case noStore
+        /// A keyed badge: the caller's own cache may keep it for ``Router/badgeMaxAge`` seconds.
+        case privateBadge
+        /// A public counter's badge: any cache may keep it as long.
+        case publicBadge
+
+        /// The whole header line, a literal: serialising it costs one copy.
+        var line: StaticString {
+            switch self {
+            case .noStore: "\r\nCache-Control: no-store\r\n"
+            case .privateBadge: "\r\nCache-Control: private, max-age=30\r\n"
+            case .publicBadge: "\r\nCache-Control: public, max-age=30\r\n"
+            }
+        }
+
+        /// The header's value.
+        public var value: String {
+            // By bytes: "\r\n" is one Character in Swift.
+            let bytes = UnsafeBufferPointer(start: line.utf8Start, count: line.utf8CodeUnitCount)
+            return String(decoding: bytes.dropFirst("\r\nCache-Control: ".utf8.count).dropLast(2), as: UTF8.self)
+        }
+    }
 
     /// The response's status.
     public var status: HTTPStatus
@@ -58,12 +81,12 @@ public struct Response: Sendable, Equatable {
     public var headers: [(name: String, value: String)]
     /// The response body, as sent.
     public var body: [UInt8]
-    /// The `Cache-Control` value: ``noStore`` but for badges, which caches may keep a short while.
-    public var cacheControl: String
+    /// The `Cache-Control` value: ``CacheControl/noStore`` but for badges, which caches may keep a short while.
+    public var cacheControl: CacheControl
 
     /// A response from its parts.
     public init(status: HTTPStatus, contentType: ContentType, headers: [(name: String, value: String)] = [], body: [UInt8],
-                cacheControl: String = Response.noStore) {
+                cacheControl: CacheControl = .noStore) {
         self.status = status
         self.contentType = contentType
         self.headers = headers
@@ -96,9 +119,8 @@ public struct Response: Sendable, Equatable {
             append("\r\nContent-Length: ", to: &buffer)
             JSONObject.appendDecimal(Int64(body.count), to: &buffer)
         }
-        append("\r\nCache-Control: ", to: &buffer)
-        append(cacheControl, to: &buffer)
-        append("\r\n", to: &buffer)
+        let line = cacheControl.line
+        buffer.append(contentsOf: UnsafeBufferPointer(start: line.utf8Start, count: line.utf8CodeUnitCount))
         for header in headers {
             append(header.name, to: &buffer)
             append(": ", to: &buffer)

@@ -1,5 +1,6 @@
 extension Router {
-    /// How long a cache may keep a badge before it revalidates (cheaply: ``EntityTag``).
+    /// How long a cache may keep a badge before it revalidates (cheaply: ``EntityTag``); the
+    /// `max-age` of ``Response/CacheControl``'s badge lines.
     public static let badgeMaxAge = 30
 
     /// `GET /v1/counters/{name}/badge.svg`: the value as an SVG badge (``Badge``), revalidated by
@@ -28,7 +29,7 @@ extension Router {
         // A public counter's badge may sit in shared caches (a CDN, GitHub's image proxy); a keyed
         // one only in the caller's own.
         let isPublic = request.named?.publicPrefix.map { name.hasPrefix($0) } ?? false
-        let cacheControl = "\(isPublic ? "public" : "private"), max-age=\(Router.badgeMaxAge)"
+        let cacheControl: Response.CacheControl = isPublic ? .publicBadge : .privateBadge
         if let field = request.named?.ifNoneMatch, tag.matches(ifNoneMatch: field) {
             return Response(status: .notModified, contentType: .svg, headers: [("ETag", tag.header)], body: [], cacheControl: cacheControl)
         }

@@ -71,7 +71,7 @@ extension Router {
                 default:
                     guard let value = try store.value(of: name) else { throw APIError.counterNotFound(name) }
                     var body = JSONObject(capacity: 96)
-                    body.add("name", name.text)
+                    body.add("name", name)
                     body.add("value", value)
                     body.add("timestamp", clock())
                     return (ok(body), false)
@@ -120,7 +120,7 @@ extension Router {
         var body = JSONObject(capacity: 64 + page.counters.count * 48)
         body.add("counters", objects: page.counters.map { counter in
             var item = JSONObject(capacity: 48)
-            item.add("name", counter.name.text)
+            item.add("name", counter.name)
             item.add("value", counter.value)
             return item.finish()
         })
@@ -132,7 +132,7 @@ extension Router {
     /// The body of a named write, the same for a first response and its replays.
     private func written(_ name: CounterName, _ write: NamedWrite, _ outcome: WriteOutcome) -> Response {
         var body = JSONObject(capacity: 112)
-        body.add("name", name.text)
+        body.add("name", name)
         body.add("value", outcome.value)
         body.add("operation", write.operation)
         body.add("timestamp", outcome.timestamp)

@@ -143,19 +143,19 @@ final class FastCGIRequest: @unchecked Sendable {
         }
         if let uri = params.documentURI, FastCGIRequest.isCounters(uri) {
             // Only the named-counter routes read the query, the body's type and the key's namespace.
-            var named = NamedParts(query: params.queryString.map { String(cString: $0) } ?? "",
-                                   contentType: params.contentType.map { String(cString: $0) })
-            if let prefix = params.keyPrefix.map({ String(cString: $0) }), !prefix.isEmpty {
-                // nginx passes what render.sh checked; a prefix that does not parse admits nothing.
-                named.namespace = CounterPrefix(prefix) ?? .unusable
+            // nginx passes the namespace render.sh checked; one that does not parse admits nothing.
+            var namespace = CounterPrefix.none
+            if let prefix = params.keyPrefix, prefix.pointee != 0 {
+                namespace = CounterPrefix(String(cString: prefix)) ?? .unusable
             }
             // Badges only (nginx/fastcgi-badge.conf): the operator's prefixes that this path's
             // name matched, and a cache's revalidation. An empty or unreadable prefix grants
             // nothing (the empty prefix would be every name).
-            named.publicPrefix = FastCGIRequest.operatorPrefix(params.publicPrefix)
-            named.hitPrefix = FastCGIRequest.operatorPrefix(params.hitPrefix)
-            named.ifNoneMatch = params.ifNoneMatch.map { String(cString: $0) }
-            head.named = named
+            head.named = NamedParts(query: params.queryString.map { String(cString: $0) } ?? "",
+                                    contentType: params.contentType.map { String(cString: $0) }, namespace: namespace,
+                                    publicPrefix: FastCGIRequest.operatorPrefix(params.publicPrefix),
+                                    hitPrefix: FastCGIRequest.operatorPrefix(params.hitPrefix),
+                                    ifNoneMatch: params.ifNoneMatch.map { String(cString: $0) })
         }
         return head
     }

@@ -211,7 +211,7 @@ final class FastCGIServer: Sendable {
         let routed: Routed
         if keepsBody {
             var withBody = head
-            withBody.named?.body = request.body
+            withBody.named = head.named?.with(body: request.body)
             routed = router.route(withBody, store: store)
         } else {
             routed = router.route(head, store: store)

@@ -22,10 +22,14 @@ final class RedisCommand {
     private let encoded: UnsafeMutableBufferPointer<CChar>
 
     /// The command name and arguments, binary safe (``RedisWire``).
-    init(_ words: [String]) {
-        let bytes = RedisWire.encode(words)
+    convenience init(_ words: [String]) {
+        self.init(encoded: RedisWire.encode(words))
+    }
+
+    /// A command already in wire format (``RedisWire/Builder``).
+    init(encoded bytes: [UInt8]) {
         encoded = .allocate(capacity: bytes.count)
-        _ = encoded.initialize(from: bytes.lazy.map { CChar(bitPattern: $0) })
+        bytes.withUnsafeBytes { source in UnsafeMutableRawBufferPointer(encoded).copyMemory(from: source) }
     }
 
     deinit {

@@ -76,31 +76,62 @@ final class RedisCounterStore: CounterStore {
     /// checks for the key's first outcome and, if there is none, does the write and records its
     /// outcome with the retention TTL. Being one script it is atomic, so two requests with one key
     /// are never both applied (the second sees the first's record), and it is safe to retry on a
-    /// fresh connection. The script is loaded once per connection's server; if Redis lost it (a
-    /// restart, `SCRIPT FLUSH`: NOSCRIPT, nothing ran) it is loaded again and the call repeated once.
+    /// fresh connection.
     private func idempotentWrite(_ operation: WriteOperation, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
-        let arguments = [config.counterKey, key.storageKey(counterKey: config.counterKey), operation.rawValue,
-                         String(config.idempotencyTTLSeconds), now.text]
-        var reply = try execute(RedisCommand(["EVALSHA", try scriptSHA(), "2"] + arguments), idempotent: true, write: true)
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            loadedSHA = nil
-            reply = try execute(RedisCommand(["EVALSHA", try scriptSHA(), "2"] + arguments), idempotent: true, write: true)
-        }
-        guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
-        guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1],
-              let (firstOperation, outcome) = IdempotencyRecord.parse(String(decoding: record, as: UTF8.self)) else {
+        let (replayed, record) = try writeOnce(.original, [config.counterKey, key.storageKey(counterKey: config.counterKey), operation.rawValue,
+                                                            String(config.idempotencyTTLSeconds), now.text])
+        guard let (firstOperation, outcome) = IdempotencyRecord.parse(record) else {
             throw classify(.error("malformed idempotency record"), command: "EVALSHA")
         }
         guard firstOperation == operation else { throw .idempotencyKeyReused(firstUsedFor: firstOperation) }
-        return WriteOutcome(value: outcome.value, replayed: replayed == 1, timestamp: outcome.timestamp)
+        return WriteOutcome(value: outcome.value, replayed: replayed, timestamp: outcome.timestamp)
     }
 
-    private var loadedSHA: String?
+    /// The two write-once scripts: the default counter's and the named counters'.
+    private enum WriteScript {
+        case original, named
 
-    private func scriptSHA() throws(CounterError) -> String {
-        if let loadedSHA { return loadedSHA }
-        let sha = try load(IdempotencyRecord.writeOnceScript)
-        loadedSHA = sha
+        var source: String {
+            switch self {
+            case .original: IdempotencyRecord.writeOnceScript
+            case .named: NamedRecord.writeOnceScript
+            }
+        }
+    }
+
+    /// Each script's SHA1 once loaded into the current server; nil until then, or after NOSCRIPT.
+    private var loadedSHAs: (original: String?, named: String?) = (nil, nil)
+
+    /// Runs a write-once script with two keys and `arguments` (its KEYS then ARGV) and returns
+    /// its answer: whether it replayed a record, and the record. The script is loaded once per
+    /// server; if Redis lost it (a restart, `SCRIPT FLUSH`: NOSCRIPT, nothing ran) it is loaded
+    /// again and the call repeated once.
+    private func writeOnce(_ script: WriteScript, _ arguments: [String]) throws(CounterError) -> (replayed: Bool, record: String) {
+        var reply = try execute(RedisCommand(["EVALSHA", try sha(of: script), "2"] + arguments), idempotent: true, write: true)
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            switch script {
+            case .original: loadedSHAs.original = nil
+            case .named: loadedSHAs.named = nil
+            }
+            reply = try execute(RedisCommand(["EVALSHA", try sha(of: script), "2"] + arguments), idempotent: true, write: true)
+        }
+        guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
+        guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1] else {
+            throw classify(.error("malformed idempotency record"), command: "EVALSHA")
+        }
+        return (replayed == 1, String(decoding: record, as: UTF8.self))
+    }
+
+    private func sha(of script: WriteScript) throws(CounterError) -> String {
+        switch script {
+        case .original: if let sha = loadedSHAs.original { return sha }
+        case .named: if let sha = loadedSHAs.named { return sha }
+        }
+        let sha = try load(script.source)
+        switch script {
+        case .original: loadedSHAs.original = sha
+        case .named: loadedSHAs.named = sha
+        }
         return sha
     }
 
@@ -114,8 +145,18 @@ final class RedisCounterStore: CounterStore {
 
     // MARK: Named counters
 
+    /// `verb` on the name's value key (``CounterName/storageKey``), with `argument` if given:
+    /// written straight into wire bytes, as this runs for every named request.
+    private func command(_ verb: StaticString, _ name: CounterName, _ argument: Int64? = nil) -> RedisCommand {
+        var wire = RedisWire.Builder(words: argument == nil ? 2 : 3)
+        wire.add(verb)
+        wire.add("{c:", name.text, "}")
+        if let argument { wire.add(argument) }
+        return RedisCommand(encoded: wire.bytes)
+    }
+
     func value(of name: CounterName) throws(CounterError) -> Int64? {
-        switch try execute(RedisCommand(["GET", name.storageKey]), idempotent: true) {
+        switch try execute(command("GET", name), idempotent: true) {
         case .null:
             return nil
         case .string(let bytes):
@@ -133,43 +174,27 @@ final class RedisCounterStore: CounterStore {
     /// connection, SET and DEL are); with one, the write-once script (``NamedRecord``).
     func apply(_ write: NamedWrite, to name: CounterName, idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentApply(write, name, idempotency, now: now) }
-        let key = name.storageKey
         let reply: RedisReply
         switch write {
-        case .increment(let by): reply = try execute(RedisCommand(["INCRBY", key, String(by)]), idempotent: false, write: true)
-        case .decrement(let by): reply = try execute(RedisCommand(["DECRBY", key, String(by)]), idempotent: false, write: true)
+        case .increment(let by): reply = try execute(command("INCRBY", name, by), idempotent: false, write: true)
+        case .decrement(let by): reply = try execute(command("DECRBY", name, by), idempotent: false, write: true)
         case .set(let value):
-            reply = try execute(RedisCommand(["SET", key, String(value)]), idempotent: true, write: true)
+            reply = try execute(command("SET", name, value), idempotent: true, write: true)
             if case .status = reply { return WriteOutcome(value: value, replayed: false, timestamp: now) }
-        case .delete: reply = try execute(RedisCommand(["DEL", key]), idempotent: true, write: true)
+        case .delete: reply = try execute(command("DEL", name), idempotent: true, write: true)
         }
         guard case .integer(let value) = reply else { throw classify(reply, command: write.operation.uppercased()) }
         return WriteOutcome(value: value, replayed: false, timestamp: now)
     }
 
-    private var namedSHA: String?
-
     private func idempotentApply(_ write: NamedWrite, _ name: CounterName, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
-        let arguments = [name.storageKey, name.idempotencyKey(for: key), write.operation, write.argument,
-                         String(config.idempotencyTTLSeconds), now.text]
-        func sha() throws(CounterError) -> String {
-            if let namedSHA { return namedSHA }
-            let loaded = try load(NamedRecord.writeOnceScript)
-            namedSHA = loaded
-            return loaded
-        }
-        var reply = try execute(RedisCommand(["EVALSHA", try sha(), "2"] + arguments), idempotent: true, write: true)
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            namedSHA = nil
-            reply = try execute(RedisCommand(["EVALSHA", try sha(), "2"] + arguments), idempotent: true, write: true)
-        }
-        guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
-        guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1],
-              let (first, outcome) = NamedRecord.parse(String(decoding: record, as: UTF8.self)) else {
+        let (replayed, record) = try writeOnce(.named, [name.storageKey, name.idempotencyKey(for: key), write.operation, write.argument,
+                                                         String(config.idempotencyTTLSeconds), now.text])
+        guard let (first, outcome) = NamedRecord.parse(record) else {
             throw classify(.error("malformed idempotency record"), command: "EVALSHA")
         }
         guard first == write else { throw .idempotencyKeyReusedForWrite(first) }
-        return WriteOutcome(value: outcome.value, replayed: replayed == 1, timestamp: outcome.timestamp)
+        return WriteOutcome(value: outcome.value, replayed: replayed, timestamp: outcome.timestamp)
     }
 
     /// SCAN calls one listing request makes at most: a sparse prefix in a large keyspace then

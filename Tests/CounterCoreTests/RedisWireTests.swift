@@ -27,4 +27,16 @@ struct RedisWireTests {
         let words = ["AUTH", "user", String(repeating: "p", count: 100), key]
         #expect(text(words) == "*4\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$100\r\n\(words[2])\r\n$12\r\n\(key)\r\n")
     }
+
+    /// The builder writes exactly what ``RedisWire/encode(_:)`` writes for the same words.
+    @Test(arguments: [Int64(1), 0, -1, 9, 10, 99, 100, Int64.max, Int64.min, -10])
+    func builderIsEncode(_ number: Int64) {
+        let name = CounterName("billing:acme.é".filter(\.isASCII))!
+        var builder = RedisWire.Builder(words: 4, capacity: 8)
+        builder.add("INCRBY")
+        builder.add("{c:", name.text, "}")
+        builder.add(number)
+        builder.add("é€")
+        #expect(builder.bytes == RedisWire.encode(["INCRBY", name.storageKey, String(number), "é€"]))
+    }
 }
