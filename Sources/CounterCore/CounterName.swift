@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The name of a named counter (`/v1/counters/{name}`), checked against the one grammar the API
 /// documents: 1 to ``maxLength`` characters from `A-Z a-z 0-9 . _ - :`, case-sensitive, and not
 /// `.` or `..` (which a URL path resolves away before any server sees them).
@@ -61,7 +65,16 @@ public struct CounterName: Sendable, Hashable, Comparable, CustomStringConvertib
     }
 
     /// True when the name starts with `prefix` (the empty prefix admits every name).
-    public func hasPrefix(_ prefix: CounterPrefix) -> Bool { text.utf8.starts(with: prefix.text.utf8) }
+    public func hasPrefix(_ prefix: CounterPrefix) -> Bool {
+        // Checked on every named request, nearly always against the empty prefix: no generic code.
+        if prefix.text.isEmpty { return true }
+        var text = text, prefixText = prefix.text
+        return text.withUTF8 { name in
+            prefixText.withUTF8 { start in
+                name.count >= start.count && memcmp(name.baseAddress!, start.baseAddress!, start.count) == 0
+            }
+        }
+    }
 
     public var description: String { text }
 

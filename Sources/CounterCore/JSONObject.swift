@@ -18,6 +18,14 @@ struct JSONObject {
         appendQuoted(value)
     }
 
+    /// A string value written by us, which needs no escaping.
+    mutating func add(_ key: StaticString, literal value: StaticString) {
+        appendKey(key)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     /// A counter's name: its alphabet (``CounterName``) never needs escaping, so it is copied as it is.
     mutating func add(_ key: StaticString, _ name: CounterName) {
         appendKey(key)

@@ -12,7 +12,10 @@ public enum NamedWrite: Sendable, Equatable {
     case delete
 
     /// The operation's name, as in response bodies and records.
-    public var operation: String {
+    public var operation: String { operationLiteral.description }
+
+    /// The operation's name as a literal (written into every response body without a copy).
+    var operationLiteral: StaticString {
         switch self {
         case .increment: "increment"
         case .decrement: "decrement"

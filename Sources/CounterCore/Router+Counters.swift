@@ -30,7 +30,6 @@ extension Router {
     /// The answer to a request under `/v1/counters`; nil when the path is not one of them (then
     /// it is routed as any other path).
     func routeCounters(_ request: RequestHead, store: some CounterStore) -> Routed? {
-        guard request.path.utf8.starts(with: CounterResource.root.utf8) else { return nil }
         let resource: CounterResource
         do {
             guard let parsed = try CounterResource.parse(request.path) else { return nil }
@@ -134,7 +133,7 @@ extension Router {
         var body = JSONObject(capacity: 112)
         body.add("name", name)
         body.add("value", outcome.value)
-        body.add("operation", write.operation)
+        body.add("operation", literal: write.operationLiteral)
         body.add("timestamp", outcome.timestamp)
         var response = ok(body)
         if outcome.replayed { response.headers.append(("Idempotent-Replayed", "true")) }

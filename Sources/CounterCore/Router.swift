@@ -96,6 +96,27 @@ public enum Route: String, CaseIterable, Sendable {
         }
     }
 
+    /// The route whose path is `path`, exactly; nil for any other. `Route(rawValue:)` compares
+    /// with each case in turn through the standard library's string switch, a large share of
+    /// routing a request; the paths are short, so their length picks one candidate and one
+    /// comparison of two small strings (their bits) settles it.
+    public init?(path: String) {
+        let candidate: Route
+        switch path.utf8.count {
+        case 5: candidate = .read
+        case 6:
+            switch path.utf8.last {
+            case UInt8(ascii: "e"): candidate = .write
+            case UInt8(ascii: "t"): candidate = .reset
+            default: candidate = .livez
+            }
+        case 7: candidate = .health
+        default: return nil
+        }
+        guard path == candidate.rawValue else { return nil }
+        self = candidate
+    }
+
     // Shared arrays: `methods` runs on every request and must not allocate.
     private static let readMethods = ["GET", "HEAD"]
     private static let writeMethods = ["POST"]
@@ -155,7 +176,7 @@ public struct Router: Sendable {
     /// The response to `request` and what it was (``Routed``), never throwing.
     public func route(_ request: RequestHead, store: some CounterStore) -> Routed {
         // The original routes first: their exact match costs what it did before named counters.
-        guard let route = Route(rawValue: request.path) else {
+        guard let route = Route(path: request.path) else {
             if let routed = routeCounters(request, store: store) { return routed }
             if request.path == Router.metricsPath, let exposition {
                 guard request.method == "GET" else {

@@ -18,27 +18,27 @@ enum RedisError: Error, Equatable {
 /// A Redis command encoded once in Redis's wire format (``RedisWire``), so running it hands
 /// hiredis finished bytes: the commands of the hot path are the same on every request, and
 /// formatting an argv each time would redo the same work per request (docs/performance.md).
-final class RedisCommand {
-    private let encoded: UnsafeMutableBufferPointer<CChar>
+struct RedisCommand {
+    /// The bytes as sent. An array: a fixed command's storage is shared by every copy, and a
+    /// per-request one (``RedisWire/Builder``) is handed over without a copy.
+    private let encoded: [UInt8]
 
     /// The command name and arguments, binary safe (``RedisWire``).
-    convenience init(_ words: [String]) {
-        self.init(encoded: RedisWire.encode(words))
+    init(_ words: [String]) {
+        encoded = RedisWire.encode(words)
     }
 
     /// A command already in wire format (``RedisWire/Builder``).
     init(encoded bytes: [UInt8]) {
-        encoded = .allocate(capacity: bytes.count)
-        bytes.withUnsafeBytes { source in UnsafeMutableRawBufferPointer(encoded).copyMemory(from: source) }
+        encoded = bytes
     }
 
-    deinit {
-        encoded.deallocate()
-    }
-
-    /// The encoded command, as `redisAppendFormattedCommand` takes it.
-    fileprivate var wire: (bytes: UnsafePointer<CChar>?, count: Int) {
-        (UnsafePointer(encoded.baseAddress), encoded.count)
+    /// Calls `body` with the encoded command, as `redisAppendFormattedCommand` takes it.
+    fileprivate func withWire<T>(_ body: (UnsafePointer<CChar>?, Int) throws(RedisError) -> T) throws(RedisError) -> T {
+        let result: Result<T, RedisError> = encoded.withUnsafeBytes { raw in
+            Result { () throws(RedisError) -> T in try body(raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count) }
+        }
+        return try result.get()
     }
 }
 
@@ -132,9 +132,10 @@ final class RedisConnection {
     /// `WAIT`, for instance).
     func run(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
         for command in commands {
-            let wire = command.wire
-            guard redisAppendFormattedCommand(context, wire.bytes, wire.count) == REDIS_OK else {
-                throw .io(RedisConnection.errorText(context))
+            try command.withWire { bytes, count throws(RedisError) in
+                guard redisAppendFormattedCommand(context, bytes, count) == REDIS_OK else {
+                    throw .io(RedisConnection.errorText(context))
+                }
             }
         }
         var replies: [RedisReply] = []
@@ -150,10 +151,11 @@ final class RedisConnection {
 
     /// Sends `command` and waits for its reply, bounded by the command timeout.
     func run(_ command: RedisCommand) throws(RedisError) -> RedisReply {
-        let wire = command.wire
+        try command.withWire { bytes, count throws(RedisError) in
+            guard redisAppendFormattedCommand(context, bytes, count) == REDIS_OK else { throw .io(RedisConnection.errorText(context)) }
+        }
         var raw: UnsafeMutableRawPointer?
-        guard redisAppendFormattedCommand(context, wire.bytes, wire.count) == REDIS_OK,
-              redisGetReply(context, &raw) == REDIS_OK, let raw else {
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
             throw .io(RedisConnection.errorText(context))
         }
         defer { freeReplyObject(raw) }

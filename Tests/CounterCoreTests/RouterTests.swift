@@ -164,3 +164,12 @@ struct RoutedTests {
         #expect(router.route(RequestHead(method: "GET", path: "/nope"), store: store).endpoint == .unknown)
     }
 }
+
+/// The fast path match agrees with the plain one on every route and near miss.
+@Test func routeByPathIsRouteByRawValue() {
+    let paths = Route.allCases.map(\.rawValue) + ["", "/", "/rea", "/reads", "/READ", "/writ", "/wrote", "/resex", "/livex", "/healtx",
+                                                  "/health/", "/v1/counters", "/metrics", "/readx", "xread", "/lives"]
+    for path in paths {
+        #expect(Route(path: path) == Route(rawValue: path), "\(path)")
+    }
+}
