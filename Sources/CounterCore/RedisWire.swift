@@ -33,58 +33,100 @@ public enum RedisWire {
         bytes.append(0x0A)
     }
 
-    /// Writes one command's words straight into its wire bytes, for the commands built per request
-    /// (a named counter's key is in them): no array of words, no `String` for a number.
-    public struct Builder: Sendable {
-        /// The command so far.
-        public private(set) var bytes: [UInt8]
-
-        /// A command of `words` words.
-        public init(words: Int, capacity: Int = 96) {
-            bytes = []
-            bytes.reserveCapacity(capacity)
-            RedisWire.header(&bytes, "*", words)
-        }
-
-        /// A word written by us (a command name).
-        public mutating func add(_ word: StaticString) {
-            RedisWire.header(&bytes, "$", word.utf8CodeUnitCount)
-            bytes.append(contentsOf: UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount))
-            RedisWire.endLine(&bytes)
-        }
-
-        /// A word, as its UTF-8 bytes.
-        public mutating func add(_ word: String) {
-            var word = word
-            word.withUTF8 { utf8 in
-                RedisWire.header(&bytes, "$", utf8.count)
-                bytes.append(contentsOf: utf8)
+    /// `verb key [argument]` into `buffer` (emptied first, its capacity kept: a worker reuses one),
+    /// where the key is `keyPrefix`, `middle`, `keySuffix` (a named counter's `{c:` name `}`): the
+    /// commands built per request. Sized first, then written in place: no array of words, no
+    /// `String` for a number, no growth, and with a reused buffer no allocation.
+    public static func keyCommand(_ verb: StaticString, _ keyPrefix: StaticString, _ middle: String, _ keySuffix: StaticString,
+                                  argument: Int64? = nil, into buffer: inout [UInt8]) {
+        var middle = middle
+        middle.withUTF8 { name in
+            let keyLength = keyPrefix.utf8CodeUnitCount + name.count + keySuffix.utf8CodeUnitCount
+            var digits = 0
+            if let argument {
+                var magnitude = argument.magnitude
+                digits = argument < 0 ? 2 : 1
+                while magnitude >= 10 {
+                    magnitude /= 10
+                    digits += 1
+                }
             }
-            RedisWire.endLine(&bytes)
-        }
-
-        /// A word made of `prefix`, `middle` and `suffix` (a key around a name: `{c:` name `}`).
-        public mutating func add(_ prefix: StaticString, _ middle: String, _ suffix: StaticString) {
-            var middle = middle
-            middle.withUTF8 { utf8 in
-                RedisWire.header(&bytes, "$", prefix.utf8CodeUnitCount + utf8.count + suffix.utf8CodeUnitCount)
-                bytes.append(contentsOf: UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
-                bytes.append(contentsOf: utf8)
-                bytes.append(contentsOf: UnsafeBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount))
+            let words = argument == nil ? 2 : 3
+            let total = 4 + word(verb.utf8CodeUnitCount) + word(keyLength) + (argument == nil ? 0 : word(digits))
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: repeatElement(0, count: total))
+            buffer.withUnsafeMutableBufferPointer { bytes in
+                var out = Writer(buffer: bytes)
+                out.header("*", words)
+                out.header("$", verb.utf8CodeUnitCount)
+                out.put(verb)
+                out.endLine()
+                out.header("$", keyLength)
+                out.put(keyPrefix)
+                out.put(name)
+                out.put(keySuffix)
+                out.endLine()
+                if let argument {
+                    out.header("$", digits)
+                    out.decimal(argument, digits: digits)
+                    out.endLine()
+                }
+                assert(out.position == total)
             }
-            RedisWire.endLine(&bytes)
+        }
+    }
+
+    /// The bytes a bulk string of `length` bytes takes: `$`, the length, CR LF, the bytes, CR LF.
+    private static func word(_ length: Int) -> Int { 1 + decimalLength(length) + 2 + length + 2 }
+
+    private static func decimalLength(_ value: Int) -> Int {
+        var length = 1, rest = value
+        while rest >= 10 {
+            rest /= 10
+            length += 1
+        }
+        return length
+    }
+
+    /// Writes into a buffer sized beforehand (``keyCommand(_:_:_:_:argument:into:)``).
+    private struct Writer {
+        let buffer: UnsafeMutableBufferPointer<UInt8>
+        var position = 0
+
+        mutating func put(_ literal: StaticString) {
+            put(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
         }
 
-        /// An integer, in decimal.
-        public mutating func add(_ value: Int64) {
-            var magnitude = value.magnitude, length = value < 0 ? 2 : 1
-            while magnitude >= 10 {
+        mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+            (buffer.baseAddress! + position).update(from: source, count: bytes.count)
+            position += bytes.count
+        }
+
+        mutating func endLine() {
+            buffer[position] = 0x0D
+            buffer[position + 1] = 0x0A
+            position += 2
+        }
+
+        mutating func header(_ kind: Unicode.Scalar, _ number: Int) {
+            buffer[position] = UInt8(ascii: kind)
+            position += 1
+            decimal(Int64(number), digits: RedisWire.decimalLength(number))
+            endLine()
+        }
+
+        /// `value` in decimal, `digits` characters (its sign included).
+        mutating func decimal(_ value: Int64, digits: Int) {
+            var magnitude = value.magnitude
+            var index = position + digits - 1
+            repeat {
+                buffer[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
                 magnitude /= 10
-                length += 1
-            }
-            RedisWire.header(&bytes, "$", length)
-            JSONObject.appendDecimal(value, to: &bytes)
-            RedisWire.endLine(&bytes)
+                index -= 1
+            } while magnitude > 0
+            if value < 0 { buffer[position] = UInt8(ascii: "-") }
+            position += digits
         }
     }
 }

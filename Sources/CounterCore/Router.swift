@@ -68,6 +68,10 @@ public final class NamedParts: Sendable, Equatable {
         self.ifNoneMatch = ifNoneMatch
     }
 
+    /// A request with none of the parts (no query, type, namespace, operator prefix or
+    /// revalidation): most named requests, which then share this one instead of allocating.
+    public static let empty = NamedParts()
+
     /// The same parts with `body` (the server reads a PUT's body after the head).
     public func with(body: [UInt8]) -> NamedParts {
         NamedParts(query: query, contentType: contentType, body: body, namespace: namespace, publicPrefix: publicPrefix,

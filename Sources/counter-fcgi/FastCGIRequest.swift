@@ -143,6 +143,12 @@ final class FastCGIRequest: @unchecked Sendable {
         }
         if let uri = params.documentURI, FastCGIRequest.isCounters(uri) {
             // Only the named-counter routes read the query, the body's type and the key's namespace.
+            // nginx sends none of them empty (if_not_empty): none at all is the common request.
+            if params.queryString == nil && params.contentType == nil && params.keyPrefix == nil && params.publicPrefix == nil
+                && params.hitPrefix == nil && params.ifNoneMatch == nil {
+                head.named = NamedParts.empty
+                return head
+            }
             // nginx passes the namespace render.sh checked; one that does not parse admits nothing.
             var namespace = CounterPrefix.none
             if let prefix = params.keyPrefix, prefix.pointee != 0 {

@@ -20,7 +20,7 @@ enum RedisError: Error, Equatable {
 /// formatting an argv each time would redo the same work per request (docs/performance.md).
 struct RedisCommand {
     /// The bytes as sent. An array: a fixed command's storage is shared by every copy, and a
-    /// per-request one (``RedisWire/Builder``) is handed over without a copy.
+    /// per-request one (``RedisWire/keyCommand(_:_:_:_:argument:into:)``) is handed over without a copy.
     private let encoded: [UInt8]
 
     /// The command name and arguments, binary safe (``RedisWire``).
@@ -28,7 +28,7 @@ struct RedisCommand {
         encoded = RedisWire.encode(words)
     }
 
-    /// A command already in wire format (``RedisWire/Builder``).
+    /// A command already in wire format (``RedisWire/keyCommand(_:_:_:_:argument:into:)``).
     init(encoded bytes: [UInt8]) {
         encoded = bytes
     }

@@ -145,14 +145,16 @@ final class RedisCounterStore: CounterStore {
 
     // MARK: Named counters
 
+    /// The bytes of the last per-request command, kept for its capacity.
+    private var commandBuffer: [UInt8] = []
+
     /// `verb` on the name's value key (``CounterName/storageKey``), with `argument` if given:
     /// written straight into wire bytes, as this runs for every named request.
     private func command(_ verb: StaticString, _ name: CounterName, _ argument: Int64? = nil) -> RedisCommand {
-        var wire = RedisWire.Builder(words: argument == nil ? 2 : 3)
-        wire.add(verb)
-        wire.add("{c:", name.text, "}")
-        if let argument { wire.add(argument) }
-        return RedisCommand(encoded: wire.bytes)
+        RedisWire.keyCommand(verb, "{c:", name.text, "}", argument: argument, into: &commandBuffer)
+        // Handed over, not copied: the command shares the buffer's storage until the next one is
+        // written, by which time this one has been sent and dropped (then no copy is made either).
+        return RedisCommand(encoded: commandBuffer)
     }
 
     func value(of name: CounterName) throws(CounterError) -> Int64? {

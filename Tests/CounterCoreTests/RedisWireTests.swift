@@ -28,15 +28,18 @@ struct RedisWireTests {
         #expect(text(words) == "*4\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$100\r\n\(words[2])\r\n$12\r\n\(key)\r\n")
     }
 
-    /// The builder writes exactly what ``RedisWire/encode(_:)`` writes for the same words.
+    /// A command built in place is exactly what ``RedisWire/encode(_:)`` writes for the same words.
     @Test(arguments: [Int64(1), 0, -1, 9, 10, 99, 100, Int64.max, Int64.min, -10])
-    func builderIsEncode(_ number: Int64) {
-        let name = CounterName("billing:acme.é".filter(\.isASCII))!
-        var builder = RedisWire.Builder(words: 4, capacity: 8)
-        builder.add("INCRBY")
-        builder.add("{c:", name.text, "}")
-        builder.add(number)
-        builder.add("é€")
-        #expect(builder.bytes == RedisWire.encode(["INCRBY", name.storageKey, String(number), "é€"]))
+    func keyCommandIsEncode(_ number: Int64) {
+        let name = CounterName("billing:acme.x")!
+        // One buffer for all, as a worker reuses one: each command replaces the last.
+        var buffer: [UInt8] = Array(repeating: 0x41, count: 300)
+        RedisWire.keyCommand("INCRBY", "{c:", name.text, "}", argument: number, into: &buffer)
+        #expect(buffer == RedisWire.encode(["INCRBY", name.storageKey, String(number)]))
+        let long = CounterName(String(repeating: "n", count: 128))!
+        RedisWire.keyCommand("GET", "{c:", long.text, "}", into: &buffer)
+        #expect(buffer == RedisWire.encode(["GET", long.storageKey]))
+        RedisWire.keyCommand("DEL", "", "", "", into: &buffer)
+        #expect(buffer == RedisWire.encode(["DEL", ""]))
     }
 }
