@@ -2,7 +2,8 @@
 # Fuzzes counter-fcgi's request handling with libFuzzer (Swift's -sanitize=fuzzer, plus
 # AddressSanitizer) for a bounded time: the router, error mapping and body encoding over random
 # methods, paths, Content-Lengths, Idempotency-Keys, stored values and store failures, and the small
-# parsers (counter values, idempotency keys, timestamps, records, nginx's edge log lines). Seeds: Tests/fuzz/corpus
+# parsers (counter values, idempotency keys, timestamps, records, nginx's edge log lines, badge
+# options, colours, abbreviations, entity tags). Seeds: Tests/fuzz/corpus
 # (committed); new inputs go to .build-fuzz/corpus. Exits non-zero on any crash or broken invariant.
 #   scripts/fuzz.sh [seconds, default 60]
 set -euo pipefail
@@ -12,7 +13,8 @@ out=.build-fuzz
 mkdir -p "$out/corpus" "$out/crashes"
 # The routing sources only: no FastCGI, no Redis, no argument parsing, no logging.
 sources=(Router Router+Counters Response APIError JSONObject CounterStore MemoryCounterStore CounterValue IdempotencyKey
-         IdempotencyRecord Timestamp EdgeLogLine CounterName CounterResource QueryString NamedWrite ListCursor)
+         IdempotencyRecord Timestamp EdgeLogLine CounterName CounterResource QueryString NamedWrite ListCursor
+         Router+Badge Badge BadgeOptions EntityTag AbbreviatedNumber)
 files=()
 for name in "${sources[@]}"; do files+=("Sources/CounterCore/$name.swift"); done
 echo "fuzz: building (swiftc -sanitize=fuzzer,address)" >&2

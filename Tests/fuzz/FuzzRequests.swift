@@ -3,12 +3,13 @@
 //
 // Input: fields separated by NUL bytes: method, path, Content-Length, Idempotency-Key, client,
 // stored counter value, failure selector. For the named-counter routes (/v1/counters) the client
-// field is also the query string and the stored value also the body. Each run checks the
-// invariants every response must keep.
+// field is also the query string (and a badge's If-None-Match), the stored value also the body,
+// and the failure selector also the namespace and the operator's public and hit-counter prefixes.
+// Each run checks the invariants every response must keep.
 import Foundation
 
 private let router = Router(maxBodyBytes: 1024, clock: { Timestamp(seconds: 1_764_417_600, microseconds: 1) })
-private let allowed: Set<Int> = [200, 204, 400, 403, 404, 405, 409, 413, 415, 422, 500, 503]
+private let allowed: Set<Int> = [200, 204, 304, 400, 403, 404, 405, 409, 413, 415, 422, 500, 503]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -24,8 +25,10 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 2: store.failure = .unexpected(message: "fuzz")
     default: break
     }
+    let prefix = field(6).flatMap { CounterPrefix($0) }
     let named = NamedParts(query: field(4) ?? "", contentType: field(6).map { _ in "application/json" },
-                           body: Array((field(5) ?? "").utf8.prefix(1024)), namespace: field(6).flatMap { CounterPrefix($0) } ?? .none)
+                           body: Array((field(5) ?? "").utf8.prefix(1024)), namespace: prefix ?? .none,
+                           publicPrefix: prefix, hitPrefix: prefix, ifNoneMatch: field(4))
     let head = RequestHead(method: field(0) ?? "", path: field(1) ?? "", contentLength: field(2),
                            idempotencyKey: field(3), client: field(4) ?? "-", named: named)
     let response = router.respond(to: head, store: store)
@@ -35,6 +38,25 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(response.body.isEmpty && head.method == "DELETE", "204 only for a DELETE, with no body")
         return 0
     }
+    if response.contentType == .svg {
+        // A badge: only a read (or a hit counter's count), an SVG document whose every `<` opens
+        // one of the elements we write, and a 304 only without a body.
+        precondition(head.path.hasSuffix("/badge.svg") && ["GET", "HEAD"].contains(head.method), "SVG only from a badge")
+        precondition(store.writes == 0 || (response.cacheControl == .noStore && response.header("ETag") == nil), "a counting badge is not cached")
+        if response.status.code == 304 {
+            precondition(response.body.isEmpty && response.header("ETag") != nil, "a 304 has a tag and no body")
+            return 0
+        }
+        let svg = response.bodyText
+        precondition(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.hasSuffix("</svg>"), "an SVG document")
+        let elements = ["svg", "/svg", "title", "/title", "linearGradient", "/linearGradient", "stop", "clipPath", "/clipPath", "rect",
+                        "g", "/g", "text", "/text"]
+        for part in svg.split(separator: "<").dropFirst() {
+            let tag = part.prefix { $0 != " " && $0 != ">" && $0 != "/" || $0 == "/" && part.first == "/" }
+            precondition(elements.contains(String(tag)), "only our elements: <\(tag)")
+        }
+        return 0
+    }
     let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
     precondition(object != nil, "body is not a JSON object: \(response.bodyText)")
     if response.contentType == .problemJSON {
@@ -42,7 +64,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(object?["error"] as? String == object?["detail"] as? String, "error != detail")
     }
     if !["POST", "PUT", "DELETE"].contains(head.method) {
-        precondition(store.writes == 0, "only POST, PUT and DELETE may write")
+        precondition(store.writes == 0 || head.path.hasSuffix("/badge.svg"), "only POST, PUT and DELETE may write (and a hit counter's badge)")
     }
     if response.status.code != 200 {
         precondition(store.writes == 0 || head.method == "DELETE", "a refused write changes nothing")
@@ -82,6 +104,17 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let query = try? QueryString(text), let by = try? query.integer("by", in: 1...Int64.max, default: 1) {
         precondition(by >= 1, "by is positive")
     }
+    if let query = try? QueryString(text), let name = CounterName("fuzz"), let options = try? BadgeOptions(query, name: name) {
+        precondition(options.label.count <= BadgeOptions.maxLabelLength && options.color.hex.utf8.count == 7, "badge options in range")
+    }
+    if let value = CounterValue.parse(Array(text.utf8)) {
+        let short = AbbreviatedNumber.text(value)
+        precondition(short.utf8.count <= 6 && (value < 0) == short.hasPrefix("-"), "an abbreviation is short and keeps the sign")
+    }
+    if let color = BadgeColor(text) {
+        precondition(color.hex.hasPrefix("#") && color.hex.dropFirst().allSatisfy(\.isHexDigit), "colours are #rrggbb")
+    }
+    _ = EntityTag(of: bytes).matches(ifNoneMatch: text)
     if let cursor = ListCursor(text) {
         precondition(ListCursor(cursor.text) == cursor, "a cursor reads back")
     }
