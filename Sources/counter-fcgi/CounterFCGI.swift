@@ -17,7 +17,7 @@ struct CounterFCGI: ParsableCommand {
             start with one line naming it. Routes: GET /health, GET /livez, GET /read, \
             POST /write, POST /reset. API keys and rate limits are nginx's job.
             """,
-        subcommands: [Probe.self]
+        subcommands: [Probe.self, KeySlot.self]
     )
 
     @OptionGroup var options: Options
