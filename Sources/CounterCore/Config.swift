@@ -14,6 +14,9 @@ public struct Config: Sendable, Equatable {
     public var redis: RedisEndpoint
     /// The Sentinels to ask for the primary (`REDIS_SENTINELS`); nil: the fixed `redis` address.
     public var sentinel: SentinelSettings?
+    /// The Redis Cluster's seed nodes (`REDIS_CLUSTER_NODES`), asked for the slot map; nil: not a
+    /// cluster. Exclusive with Sentinel and with an explicit `REDIS_HOST`.
+    public var clusterNodes: [HostPort]?
     /// Replicas that must acknowledge each write before it is answered 200 (`WAIT`); 0: no WAIT.
     public var waitReplicas: Int
     /// How long a write waits for those acknowledgements (`WAIT`'s timeout).
@@ -80,7 +83,22 @@ public struct Config: Sendable, Equatable {
         redisTimeoutMS = try source.integer(options?.redisTimeoutMS, env: "REDIS_TIMEOUT_MS",
                                             flag: "--redis-timeout-ms", in: 1...60_000, default: 1000)
 
+        let hostGiven = options?.redisHost != nil || !(environment["REDIS_HOST"] ?? "").isEmpty
         sentinel = try Config.sentinelSettings(options: options, source: &source, readFile: readFile)
+        if let list = source.string(options?.redisClusterNodes, env: "REDIS_CLUSTER_NODES", flag: "--redis-cluster-nodes") {
+            // Three ways to find Redis; exactly one is used, so mixing them is a mistake to report.
+            let setting = source.last
+            clusterNodes = try Config.hostPortList(list, setting: setting)
+            if sentinel != nil {
+                throw ConfigError(setting: setting, value: list, reason: "and REDIS_SENTINELS select different modes (cluster, Sentinel): set one")
+            }
+            if hostGiven {
+                throw ConfigError(setting: setting, value: list, reason: "and REDIS_HOST select different modes (cluster, one server): set one")
+            }
+            if redisDB != 0 {
+                throw ConfigError(setting: "REDIS_DB", value: String(redisDB), reason: "must be 0 with REDIS_CLUSTER_NODES: a cluster has database 0 only")
+            }
+        }
         waitReplicas = try source.integer(options?.redisWaitReplicas, env: "REDIS_WAIT_REPLICAS",
                                           flag: "--redis-wait-replicas", in: 0...16, default: 0)
         waitTimeoutMS = try source.integer(options?.redisWaitTimeoutMS, env: "REDIS_WAIT_TIMEOUT_MS",
@@ -142,15 +160,7 @@ public struct Config: Sendable, Equatable {
         guard let list = source.string(options?.redisSentinels, env: "REDIS_SENTINELS", flag: "--redis-sentinels") else {
             return nil
         }
-        var sentinels: [HostPort] = []
-        for entry in list.split(separator: ",", omittingEmptySubsequences: false) {
-            let text = entry.trimmingSpaces
-            do {
-                sentinels.append(try HostPort(parsing: text))
-            } catch {
-                throw ConfigError(setting: source.last, value: list, reason: "'\(text)': \(error.text) (a comma-separated host:port list)")
-            }
-        }
+        let sentinels = try hostPortList(list, setting: source.last)
         let name = source.string(options?.redisSentinelName, env: "REDIS_SENTINEL_NAME", flag: "--redis-sentinel-name") ?? "counter"
         guard name.utf8.count <= 128, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw ConfigError(setting: source.last, value: name, reason: "must be 1 to 128 printable characters without spaces")
@@ -164,6 +174,20 @@ public struct Config: Sendable, Equatable {
             throw ConfigError(setting: "REDIS_SENTINEL_USERNAME", value: username, reason: "needs REDIS_SENTINEL_PASSWORD as well")
         }
         return SentinelSettings(sentinels: sentinels, primaryName: name, username: username, password: password)
+    }
+
+    /// A comma-separated `host:port` list (`REDIS_SENTINELS`, `REDIS_CLUSTER_NODES`).
+    private static func hostPortList(_ list: String, setting: String) throws(ConfigError) -> [HostPort] {
+        var addresses: [HostPort] = []
+        for entry in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = entry.trimmingSpaces
+            do {
+                addresses.append(try HostPort(parsing: text))
+            } catch {
+                throw ConfigError(setting: setting, value: list, reason: "'\(text)': \(error.text) (a comma-separated host:port list)")
+            }
+        }
+        return addresses
     }
 
     /// A secret from a file (Docker and Kubernetes secrets); a trailing newline is not part of it.
@@ -226,7 +250,8 @@ public struct Config: Sendable, Equatable {
     /// The effective settings for the start-up log line; the password is never included.
     public var logSummary: [String: String] {
         [
-            "redis": sentinel == nil ? redis.description : "sentinel",
+            "redis": clusterNodes != nil ? "cluster" : sentinel == nil ? redis.description : "sentinel",
+            "redis.cluster_nodes": clusterNodes?.map(\.description).joined(separator: ",") ?? "",
             "redis.sentinels": sentinel?.sentinels.map(\.description).joined(separator: ",") ?? "",
             "redis.sentinel_name": sentinel?.primaryName ?? "",
             "redis.sentinel_password": sentinel?.password == nil ? "unset" : "set",

@@ -22,6 +22,9 @@ public struct Options: ParsableArguments, Sendable {
     @Option(name: .customLong("redis-sentinels"), help: "Comma-separated host:port list of Sentinels to ask for the primary; when set, the Redis host and port are not used (REDIS_SENTINELS; default unset).")
     public var redisSentinels: String?
 
+    @Option(name: .customLong("redis-cluster-nodes"), help: "Comma-separated host:port list of Redis Cluster nodes to read the slot map from; selects cluster mode, exclusive with the Sentinels and the Redis host (REDIS_CLUSTER_NODES; default unset).")
+    public var redisClusterNodes: String?
+
     @Option(name: .customLong("redis-sentinel-name"), help: "The primary's name in Sentinel (REDIS_SENTINEL_NAME; default counter).")
     public var redisSentinelName: String?
 

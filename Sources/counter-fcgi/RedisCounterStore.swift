@@ -14,6 +14,13 @@ final class RedisCounterStore: CounterStore {
     private let logger: Logger
     private let metrics: ServiceMetrics
     private let session: RedisSession
+    /// Set in cluster mode (`REDIS_CLUSTER_NODES`): commands go to the node of their key's slot.
+    private let cluster: RedisCluster?
+    /// The default counter's slot (its records share it through the `{...}` hash tag).
+    private let counterSlot: Int
+    /// The session that ran the last command: the one a reply's consequences apply to.
+    private var lastSession: RedisSession
+    private let asking = RedisCommand(["ASKING"])
 
     private let get: RedisCommand
     private let incr: RedisCommand
@@ -26,6 +33,9 @@ final class RedisCounterStore: CounterStore {
         self.logger = logger
         self.metrics = metrics
         session = RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery)
+        lastSession = session
+        cluster = config.clusterNodes == nil ? nil : RedisCluster(config: config, logger: logger, metrics: metrics, recovery: recovery)
+        counterSlot = ClusterSlot.of(config.counterKey)
         get = RedisCommand(["GET", config.counterKey])
         incr = RedisCommand(["INCR", config.counterKey])
         setZero = RedisCommand(["SET", config.counterKey, "0"])
@@ -36,11 +46,23 @@ final class RedisCounterStore: CounterStore {
 
     /// Connects ahead of the first request; failure is only logged (the service starts anyway).
     func warmUp() {
-        _ = try? session.connected()
+        if let cluster {
+            _ = try? cluster.session(for: cluster.node(forSlot: counterSlot)).connected()
+        } else {
+            _ = try? session.connected()
+        }
+    }
+
+    /// Whose slot a command's key is in (cluster mode routes by it; otherwise unused, and free).
+    private enum KeyOwner {
+        /// The default counter and its records.
+        case defaultCounter
+        /// A named counter and its records.
+        case named(CounterName)
     }
 
     func read() throws(CounterError) -> Int64 {
-        switch try execute(get, idempotent: true) {
+        switch try execute(get, for: .defaultCounter, idempotent: true) {
         case .null:
             return 0
         case .string(let bytes):
@@ -56,7 +78,7 @@ final class RedisCounterStore: CounterStore {
 
     func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentWrite(.increment, idempotency, now: now) }
-        switch try execute(incr, idempotent: false, write: true) {
+        switch try execute(incr, for: .defaultCounter, idempotent: false, write: true) {
         case .integer(let value):
             return WriteOutcome(value: value, replayed: false, timestamp: now)
         case let other:
@@ -66,7 +88,7 @@ final class RedisCounterStore: CounterStore {
 
     func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentWrite(.reset, idempotency, now: now) }
-        switch try execute(setZero, idempotent: true, write: true) {
+        switch try execute(setZero, for: .defaultCounter, idempotent: true, write: true) {
         case .status: return WriteOutcome(value: 0, replayed: false, timestamp: now)
         case let other: throw classify(other, command: "SET")
         }
@@ -78,7 +100,7 @@ final class RedisCounterStore: CounterStore {
     /// are never both applied (the second sees the first's record), and it is safe to retry on a
     /// fresh connection.
     private func idempotentWrite(_ operation: WriteOperation, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
-        let (replayed, record) = try writeOnce(.original, [config.counterKey, key.storageKey(counterKey: config.counterKey), operation.rawValue,
+        let (replayed, record) = try writeOnce(.original, for: .defaultCounter, [config.counterKey, key.storageKey(counterKey: config.counterKey), operation.rawValue,
                                                             String(config.idempotencyTTLSeconds), now.text])
         guard let (firstOperation, outcome) = IdempotencyRecord.parse(record) else {
             throw classify(.error("malformed idempotency record"), command: "EVALSHA")
@@ -106,14 +128,14 @@ final class RedisCounterStore: CounterStore {
     /// its answer: whether it replayed a record, and the record. The script is loaded once per
     /// server; if Redis lost it (a restart, `SCRIPT FLUSH`: NOSCRIPT, nothing ran) it is loaded
     /// again and the call repeated once.
-    private func writeOnce(_ script: WriteScript, _ arguments: [String]) throws(CounterError) -> (replayed: Bool, record: String) {
-        var reply = try execute(RedisCommand(["EVALSHA", try sha(of: script), "2"] + arguments), idempotent: true, write: true)
+    private func writeOnce(_ script: WriteScript, for owner: KeyOwner, _ arguments: [String]) throws(CounterError) -> (replayed: Bool, record: String) {
+        var reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true, write: true)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
             switch script {
             case .original: loadedSHAs.original = nil
             case .named: loadedSHAs.named = nil
             }
-            reply = try execute(RedisCommand(["EVALSHA", try sha(of: script), "2"] + arguments), idempotent: true, write: true)
+            reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true, write: true)
         }
         guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
         guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1] else {
@@ -122,12 +144,15 @@ final class RedisCounterStore: CounterStore {
         return (replayed == 1, String(decoding: record, as: UTF8.self))
     }
 
-    private func sha(of script: WriteScript) throws(CounterError) -> String {
+    /// The script's SHA1, loading it (on the node of `owner`'s slot, in a cluster) when not known.
+    /// The SHA1 is the same on every server; a cluster node that lacks the script answers
+    /// NOSCRIPT, and it is loaded there.
+    private func sha(of script: WriteScript, for owner: KeyOwner) throws(CounterError) -> String {
         switch script {
         case .original: if let sha = loadedSHAs.original { return sha }
         case .named: if let sha = loadedSHAs.named { return sha }
         }
-        let sha = try load(script.source)
+        let sha = try load(script.source, for: owner)
         switch script {
         case .original: loadedSHAs.original = sha
         case .named: loadedSHAs.named = sha
@@ -136,8 +161,8 @@ final class RedisCounterStore: CounterStore {
     }
 
     /// Loads `script` into the server (SCRIPT LOAD) and returns its SHA1.
-    private func load(_ script: String) throws(CounterError) -> String {
-        switch try execute(RedisCommand(["SCRIPT", "LOAD", script]), idempotent: true) {
+    private func load(_ script: String, for owner: KeyOwner) throws(CounterError) -> String {
+        switch try execute(RedisCommand(["SCRIPT", "LOAD", script]), for: owner, idempotent: true) {
         case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
         case let other: throw classify(other, command: "SCRIPT LOAD")
         }
@@ -158,7 +183,7 @@ final class RedisCounterStore: CounterStore {
     }
 
     func value(of name: CounterName) throws(CounterError) -> Int64? {
-        switch try execute(command("GET", name), idempotent: true) {
+        switch try execute(command("GET", name), for: .named(name), idempotent: true) {
         case .null:
             return nil
         case .string(let bytes):
@@ -178,19 +203,19 @@ final class RedisCounterStore: CounterStore {
         if let idempotency { return try idempotentApply(write, name, idempotency, now: now) }
         let reply: RedisReply
         switch write {
-        case .increment(let by): reply = try execute(command("INCRBY", name, by), idempotent: false, write: true)
-        case .decrement(let by): reply = try execute(command("DECRBY", name, by), idempotent: false, write: true)
+        case .increment(let by): reply = try execute(command("INCRBY", name, by), for: .named(name), idempotent: false, write: true)
+        case .decrement(let by): reply = try execute(command("DECRBY", name, by), for: .named(name), idempotent: false, write: true)
         case .set(let value):
-            reply = try execute(command("SET", name, value), idempotent: true, write: true)
+            reply = try execute(command("SET", name, value), for: .named(name), idempotent: true, write: true)
             if case .status = reply { return WriteOutcome(value: value, replayed: false, timestamp: now) }
-        case .delete: reply = try execute(command("DEL", name), idempotent: true, write: true)
+        case .delete: reply = try execute(command("DEL", name), for: .named(name), idempotent: true, write: true)
         }
         guard case .integer(let value) = reply else { throw classify(reply, command: write.operation.uppercased()) }
         return WriteOutcome(value: value, replayed: false, timestamp: now)
     }
 
     private func idempotentApply(_ write: NamedWrite, _ name: CounterName, _ key: IdempotencyKey, now: Timestamp) throws(CounterError) -> WriteOutcome {
-        let (replayed, record) = try writeOnce(.named, [name.storageKey, name.idempotencyKey(for: key), write.operation, write.argument,
+        let (replayed, record) = try writeOnce(.named, for: .named(name), [name.storageKey, name.idempotencyKey(for: key), write.operation, write.argument,
                                                          String(config.idempotencyTTLSeconds), now.text])
         guard let (first, outcome) = NamedRecord.parse(record) else {
             throw classify(.error("malformed idempotency record"), command: "EVALSHA")
@@ -203,88 +228,182 @@ final class RedisCounterStore: CounterStore {
     /// returns a short page with a cursor, rather than holding a worker for a full scan.
     static let maxScansPerPage = 64
 
+    /// A page of counters: SCAN over the one Redis, or over each primary of a cluster in turn
+    /// (the cursor says which), then the values of the keys found, read from where they were
+    /// found. A cursor whose node is gone (the cluster shrank between two pages) ends the listing.
     func list(prefix: CounterPrefix, limit: Int, cursor: String) throws(CounterError) -> CounterPage {
         guard var position = ListCursor(cursor) else { throw .invalidCursor }
-        var keys: [String] = []
+        let nodes: [HostPort?] = try cluster?.servingNodes() ?? [nil]
+        if cluster == nil, position.node != 0 { throw .invalidCursor }
+        guard position.node < nodes.count else { return CounterPage(counters: [], next: nil) }
+        var found: [(node: Int, key: String)] = []
         var scans = 0
         var next: String?
         while true {
             scans += 1
-            let reply = try execute(RedisCommand(["SCAN", position.scan, "MATCH", prefix.scanPattern, "COUNT", String(max(limit, 10))]),
-                                    idempotent: true)
+            let scan = RedisCommand(["SCAN", position.scan, "MATCH", prefix.scanPattern, "COUNT", String(max(limit, 10))])
+            let reply = try runOn(nodes[position.node], scan)
             guard case .array(let parts) = reply, parts.count == 2, case .string(let following) = parts[0],
-                  case .array(let found) = parts[1] else { throw classify(reply, command: "SCAN") }
+                  case .array(let keys) = parts[1] else { throw classify(reply, command: "SCAN") }
             // Value keys only (an idempotency record whose key ends with } matches the pattern too).
             var batch: [String] = []
-            for case .string(let bytes) in found {
+            for case .string(let bytes) in keys {
                 let key = String(decoding: bytes, as: UTF8.self)
                 if let name = CounterName(storageKey: key), name.hasPrefix(prefix) { batch.append(key) }
             }
             batch.removeFirst(min(position.skip, batch.count))
-            let room = limit - keys.count
+            let room = limit - found.count
             if batch.count > room {
                 // The page ends inside this batch: the next one repeats this SCAN and skips what was taken.
-                keys += batch.prefix(room)
-                next = ListCursor(scan: position.scan, skip: position.skip + room).text
+                found += batch.prefix(room).map { (position.node, $0) }
+                next = ListCursor(node: position.node, scan: position.scan, skip: position.skip + room).text
                 break
             }
-            keys += batch
-            position = ListCursor(scan: String(decoding: following, as: UTF8.self), skip: 0)
-            if position.scan == "0" { break }
-            if keys.count == limit || scans == RedisCounterStore.maxScansPerPage {
+            found += batch.map { (position.node, $0) }
+            position = ListCursor(node: position.node, scan: String(decoding: following, as: UTF8.self), skip: 0)
+            if position.scan == "0" {
+                // This node is done; the next one, if any, starts from its beginning.
+                guard position.node + 1 < nodes.count else { break }
+                position = ListCursor(node: position.node + 1, scan: "0", skip: 0)
+            }
+            if found.count == limit || scans == RedisCounterStore.maxScansPerPage {
                 next = position.text
                 break
             }
         }
-        guard !keys.isEmpty else { return CounterPage(counters: [], next: next) }
-        let reply = try execute(RedisCommand(["MGET"] + keys), idempotent: true)
-        guard case .array(let values) = reply, values.count == keys.count else { throw classify(reply, command: "MGET") }
         var counters: [(name: CounterName, value: Int64)] = []
-        for (key, value) in zip(keys, values) {
-            // Deleted between SCAN and MGET: not listed. Not an integer: listed nowhere, logged.
-            guard case .string(let bytes) = value, let name = CounterName(storageKey: key) else { continue }
-            guard let number = CounterValue.parse(bytes) else {
-                logger.error("counter value is not an integer", metadata: ["redis.key": "\(key)"])
-                continue
+        for index in Set(found.map(\.node)).sorted() {
+            let keys = found.filter { $0.node == index }.map(\.key)
+            for (key, value) in zip(keys, try values(of: keys, on: nodes[index])) {
+                // Deleted (or moved away) between SCAN and the read: not listed. Not an integer:
+                // listed nowhere, logged.
+                guard case .string(let bytes) = value, let name = CounterName(storageKey: key) else { continue }
+                guard let number = CounterValue.parse(bytes) else {
+                    logger.error("counter value is not an integer", metadata: ["redis.key": "\(key)"])
+                    continue
+                }
+                counters.append((name, number))
             }
-            counters.append((name, number))
         }
         return CounterPage(counters: counters, next: next)
     }
 
+    /// `command` on `node` (a cluster primary), or on the one Redis when nil: commands that are
+    /// about a server, not a key (SCAN).
+    private func runOn(_ node: HostPort?, _ command: RedisCommand) throws(CounterError) -> RedisReply {
+        guard let node, let cluster else { return try execute(command, for: .defaultCounter, idempotent: true) }
+        do throws(CounterError) {
+            return try run(command, on: cluster.session(for: node), idempotent: true, write: false, asking: false)
+        } catch {
+            cluster.nodeFailed()
+            throw error
+        }
+    }
+
+    /// The values of `keys`, as found on `node`: one MGET on a single Redis; on a cluster node,
+    /// one GET each in one round trip (MGET would need them all in one slot). A key that moved
+    /// meanwhile answers a redirect, read as absent.
+    private func values(of keys: [String], on node: HostPort?) throws(CounterError) -> [RedisReply] {
+        guard !keys.isEmpty else { return [] }
+        guard let node, let cluster else {
+            let reply = try execute(RedisCommand(["MGET"] + keys), for: .defaultCounter, idempotent: true)
+            guard case .array(let values) = reply, values.count == keys.count else { throw classify(reply, command: "MGET") }
+            return values
+        }
+        let target = cluster.session(for: node)
+        lastSession = target
+        let replies: [RedisReply]
+        do {
+            replies = try target.connected().run(keys.map { RedisCommand(["GET", $0]) })
+        } catch let error as RedisError {
+            target.disconnect(reason: error)
+            cluster.nodeFailed()
+            throw .unavailable(reason: "\(error)")
+        } catch let error as CounterError {
+            throw error
+        } catch {
+            throw .unavailable(reason: "\(error)")
+        }
+        return replies.map { if case .error = $0 { .null } else { $0 } }
+    }
+
     func ping() throws(CounterError) {
-        switch try execute(pingCommand, idempotent: true) {
+        switch try execute(pingCommand, for: .defaultCounter, idempotent: true) {
         case .status: return
         case let other: throw classify(other, command: "PING")
         }
     }
 
-    /// Runs `command` on a healthy connection. An idempotent command whose connection broke is
-    /// retried once on a fresh one; INCR never is, since it may have been applied before the
-    /// connection broke and a retry could count twice. A write is followed by `WAIT` in the same
-    /// round trip when replicas must acknowledge it; too few acknowledgements is a 503.
-    private func execute(_ command: RedisCommand, idempotent: Bool, write: Bool = false) throws(CounterError) -> RedisReply {
+    /// Runs `command` where its key lives: on the one Redis (or Sentinel's primary), or in a
+    /// cluster on the primary of the key's slot, following `MOVED` (the map is updated; the
+    /// command is sent again there: the node that redirected did not run it, so even an `INCR`
+    /// may be) and `ASK` (this one command to that node, after `ASKING`), at most 5 times.
+    private func execute(_ command: RedisCommand, for owner: KeyOwner, idempotent: Bool, write: Bool = false) throws(CounterError) -> RedisReply {
+        guard let cluster else {
+            return try run(command, on: session, idempotent: idempotent, write: write, asking: false)
+        }
+        let slot: Int
+        switch owner {
+        case .defaultCounter: slot = counterSlot
+        case .named(let name): slot = ClusterSlot.of(name.storageKey)
+        }
+        var askTarget: HostPort?
+        for _ in 0..<5 {
+            let node: HostPort
+            if let askTarget { node = askTarget } else { node = try cluster.node(forSlot: slot) }
+            let target = cluster.session(for: node)
+            lastSession = target
+            let reply: RedisReply
+            do throws(CounterError) {
+                reply = try run(command, on: target, idempotent: idempotent, write: write, asking: askTarget != nil)
+            } catch {
+                cluster.nodeFailed()
+                throw error
+            }
+            guard case .error(let message) = reply, let redirect = ClusterRedirect(error: message, from: node) else { return reply }
+            switch redirect {
+            case .moved(let movedSlot, let to):
+                metrics.clusterRedirect("moved")
+                cluster.moved(slot: movedSlot, to: to)
+                askTarget = nil
+            case .ask(_, let to):
+                metrics.clusterRedirect("ask")
+                askTarget = to
+            }
+        }
+        throw .unavailable(reason: "slot \(slot) was still redirected after 5 tries")
+    }
+
+    /// Runs `command` on `session`'s healthy connection. An idempotent command whose connection
+    /// broke is retried once on a fresh one; INCR never is, since it may have been applied before
+    /// the connection broke and a retry could count twice. A write is followed by `WAIT` in the
+    /// same round trip when replicas must acknowledge it; too few acknowledgements is a 503. With
+    /// `asking`, `ASKING` goes first in the same round trip (a cluster slot in migration).
+    private func run(_ command: RedisCommand, on session: RedisSession, idempotent: Bool, write: Bool, asking: Bool) throws(CounterError) -> RedisReply {
+        lastSession = session
         var attempts = idempotent ? 2 : 1
+        let waits = write && wait != nil
         while true {
             let current = try session.connected()
             let replies: [RedisReply]
             do {
-                if write, let wait {
-                    replies = try current.run([command, wait])
-                } else {
+                if !waits && !asking {
                     let reply = try current.run(command)
                     if case .error = reply {} else { session.answered() }
                     return reply
                 }
+                var batch: [RedisCommand] = asking ? [self.asking, command] : [command]
+                if waits, let wait { batch.append(wait) }
+                replies = Array(try current.run(batch).dropFirst(asking ? 1 : 0))
             } catch {
                 attempts -= 1
                 session.disconnect(reason: error)
                 if attempts == 0 { throw .unavailable(reason: "\(error)") }
                 continue
             }
-            // The write's own error (overflow, NOREPLICAS...) comes first; WAIT is then moot.
+            // The write's own error (overflow, NOREPLICAS, a redirect...) comes first; WAIT is then moot.
             if case .error = replies[0] { return replies[0] }
-            try acknowledged(replies[1])
+            if waits { try acknowledged(replies[1]) }
             session.answered()
             return replies[0]
         }
@@ -299,7 +418,7 @@ final class RedisCounterStore: CounterStore {
             metrics.waitShortfalls.increment()
             logger.warning("write not acknowledged by enough replicas", metadata: [
                 "redis.replicas_acknowledged": "\(acknowledged)", "redis.replicas_required": "\(required)",
-                "redis": "\(session.endpoint)",
+                "redis": "\(lastSession.endpoint)",
             ])
             throw .unavailable(reason: "WAIT: \(acknowledged) of \(required) replicas acknowledged")
         case nil:
@@ -317,8 +436,9 @@ final class RedisCounterStore: CounterStore {
             return .unexpected(message: "\(reply)")
         }
         let metadata: Logger.Metadata = ["redis.command": "\(command)", "redis.error": "\(message)"]
+        // In a cluster a node may have been demoted or failed over: act as with Sentinel.
         switch RedisErrorReply(message: message, authenticates: config.redisPassword != nil,
-                               followsFailover: session.followsSentinel) {
+                               followsFailover: lastSession.followsSentinel || cluster != nil) {
         case .overflow:
             return .overflow
         case .corruptValue:
@@ -332,12 +452,13 @@ final class RedisCounterStore: CounterStore {
         case .reconnect:
             // Counted, logged and backed off like any broken connection; with Sentinel the next
             // connection goes wherever the primary is now.
-            session.disconnect(reason: .io(message))
+            lastSession.disconnect(reason: .io(message))
+            cluster?.nodeFailed()
             return .unavailable(reason: message)
         case .misconfigured:
             // Every request fails the same way until an operator acts: counted each time, logged
             // at most every 10 s per worker.
-            session.reportConfigurationError(metadata: metadata)
+            lastSession.reportConfigurationError(metadata: metadata)
             return .misconfigured(reason: message)
         case .unexpected:
             metrics.redisError("reply")

@@ -6,14 +6,24 @@ import Logging
 /// restart). One per worker, used by that worker only.
 final class RedisEndpointSource {
     private let config: Config
+    private let fixed: RedisEndpoint
     private var discovery: SentinelDiscovery?
     private let sentinelQuery: RedisCommand?
     private let role = RedisCommand(["ROLE"])
 
     init(config: Config) {
         self.config = config
+        fixed = config.redis
         discovery = config.sentinel.map(SentinelDiscovery.init(settings:))
         sentinelQuery = config.sentinel.map { RedisCommand(["SENTINEL", "get-master-addr-by-name", $0.primaryName]) }
+    }
+
+    /// Always `node`: a Redis Cluster node, which the slot map (not Sentinel) names.
+    init(config: Config, node: RedisEndpoint) {
+        self.config = config
+        fixed = node
+        discovery = nil
+        sentinelQuery = nil
     }
 
     /// The most a discovery may take: one connect and one command's worth, the same as reaching a
@@ -29,7 +39,7 @@ final class RedisEndpointSource {
     /// primary; unreachable ones are skipped within the connect timeout. The whole discovery
     /// takes at most ``discoveryBudgetMS``, each Sentinel's timeouts cut to what is left.
     func endpoint() throws(RedisError) -> RedisEndpoint {
-        guard var discovery, let sentinelQuery, let settings = config.sentinel else { return config.redis }
+        guard var discovery, let sentinelQuery, let settings = config.sentinel else { return fixed }
         let outcome = discovery.discover(budgetNS: UInt64(discoveryBudgetMS) * 1_000_000, clock: MonotonicClock.now) {
             (sentinel, remainingNS) throws(RedisError) -> RedisReply in
             let remainingMS = max(1, Int(remainingNS / 1_000_000))

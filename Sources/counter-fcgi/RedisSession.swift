@@ -41,13 +41,20 @@ final class RedisSession {
     /// one is not (saves a poll(2) per request under load, where a broken connection shows at once).
     static let idleCheckNS: UInt64 = 100_000_000
 
-    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery) {
+    /// A session to the Redis the settings name: the fixed address, or Sentinel's primary; or,
+    /// with `node`, to that cluster node.
+    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery, node: HostPort? = nil) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
         self.recovery = recovery
-        source = RedisEndpointSource(config: config)
-        endpoint = config.redis
+        if let node {
+            endpoint = .tcp(host: node.host, port: node.port)
+            source = RedisEndpointSource(config: config, node: endpoint)
+        } else {
+            endpoint = config.redis
+            source = RedisEndpointSource(config: config)
+        }
     }
 
     deinit {
@@ -108,7 +115,7 @@ final class RedisSession {
             failures += 1
             lastFailure = now
             nextAttempt = policy.nextAttempt(failures: failures, now: now, jitter: Double.random(in: 0...1))
-            let metadata: Logger.Metadata = ["redis": "\(source.followsSentinel ? "sentinel" : "\(config.redis)")",
+            let metadata: Logger.Metadata = ["redis": "\(source.followsSentinel ? "sentinel" : "\(endpoint)")",
                                              "redis.error": "\(error)", "redis.failed_attempts": "\(failures)"]
             if case .handshake(let step, let reply) = error, RedisErrorReply(handshakeReply: reply) == .misconfigured {
                 // A wrong password, a missing permission, a database Redis lacks: retrying cannot

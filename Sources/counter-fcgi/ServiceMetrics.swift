@@ -28,6 +28,8 @@ final class ServiceMetrics: Sendable {
     let redisReconnects: Counter
     let idempotentReplays: Counter
     let waitShortfalls: Counter
+    /// Reads of a Redis Cluster's slot map (`CLUSTER SLOTS`): at start, and after redirects or a failed node.
+    let clusterMapLoads: Counter
     /// Connections accepted from nginx. With kept connections it grows only when nginx opens more
     /// than its `keepalive` cache holds: a rate near the request rate means that cache is too small.
     let connectionsAccepted: Counter
@@ -53,6 +55,7 @@ final class ServiceMetrics: Sendable {
         redisReconnects = Counter(label: "counter_redis_reconnects_total")
         idempotentReplays = Counter(label: "counter_idempotent_replays_total")
         waitShortfalls = Counter(label: "counter_redis_wait_shortfalls_total")
+        clusterMapLoads = Counter(label: "counter_redis_cluster_map_loads_total")
         failovers = Counter(label: "counter_redis_failovers_total")
         connectionsAccepted = Counter(label: "counter_fastcgi_connections_total")
         listenerRearmFailures = Counter(label: "counter_fastcgi_listener_rearm_failures_total")
@@ -66,6 +69,12 @@ final class ServiceMetrics: Sendable {
     /// reason only an operator can fix: a wrong password, an ACL permission, a missing database).
     func redisError(_ kind: String) {
         Counter(label: "counter_redis_errors_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    /// A Redis Cluster redirect followed: `moved` (the slot lives elsewhere now) or `ask` (a slot
+    /// in migration, this key already moved). Many during a reshard, none in a settled cluster.
+    func clusterRedirect(_ kind: String) {
+        Counter(label: "counter_redis_cluster_redirects_total", dimensions: [("kind", kind)]).increment()
     }
 
     /// What a worker's connection to a primary meant for the whole process.

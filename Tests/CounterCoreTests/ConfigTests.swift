@@ -152,4 +152,28 @@ struct ConfigTests {
         #expect(!config.logSummary.values.contains { $0.contains("hunter2") })
         #expect(config.logSummary["redis.password"] == "set")
     }
+
+    @Test func clusterModeAndItsExclusions() throws {
+        let config = try Config(environment: ["REDIS_CLUSTER_NODES": "10.0.0.1:7000, 10.0.0.2:7001,[::1]:7002"])
+        #expect(config.clusterNodes == [HostPort(host: "10.0.0.1", port: 7000), HostPort(host: "10.0.0.2", port: 7001),
+                                        HostPort(host: "::1", port: 7002)])
+        #expect(config.logSummary["redis"] == "cluster" && config.logSummary["redis.cluster_nodes"] == "10.0.0.1:7000,10.0.0.2:7001,[::1]:7002")
+        #expect(try Config(environment: [:]).clusterNodes == nil)
+        #expect(try Config(environment: ["REDIS_CLUSTER_NODES": ""]).clusterNodes == nil, "empty is unset")
+        let refusals: [([String: String], String)] = [
+            (["REDIS_CLUSTER_NODES": "a:1", "REDIS_SENTINELS": "s:26379"], "and REDIS_SENTINELS select different modes"),
+            (["REDIS_CLUSTER_NODES": "a:1", "REDIS_HOST": "redis"], "and REDIS_HOST select different modes"),
+            (["REDIS_CLUSTER_NODES": "a:1", "REDIS_DB": "2"], "a cluster has database 0 only"),
+            (["REDIS_CLUSTER_NODES": "a:1,b"], "'b': needs host:port"),
+            (["REDIS_CLUSTER_NODES": "a:0"], "port must be an integer"),
+        ]
+        for (environment, reason) in refusals {
+            #expect(throws: ConfigError.self, "\(environment)") { try Config(environment: environment) }
+            do {
+                _ = try Config(environment: environment)
+            } catch {
+                #expect("\(error)".contains(reason), "\(error)")
+            }
+        }
+    }
 }

@@ -1,0 +1,121 @@
+import CounterCore
+import Logging
+
+/// One worker's view of a Redis Cluster: the slot map, and a session per node the worker has
+/// talked to (opened lazily, each with its own reconnect backoff, closed when its node leaves the
+/// map). hiredis 0.14 has no cluster support, so routing by slot is done here, as every cluster
+/// client does: the map comes from `CLUSTER SLOTS` (at the first request, and again after a
+/// `MOVED` or a node that failed), and a `MOVED` also updates its one slot at once.
+final class RedisCluster {
+    private let config: Config
+    private let logger: Logger
+    private let metrics: ServiceMetrics
+    private let recovery: RedisRecovery
+    private var map: ClusterSlotMap?
+    private var sessions: [HostPort: RedisSession] = [:]
+    /// The map is read again at the next request after this (monotonic ns); 0: not due.
+    private var refreshDue: UInt64 = 0
+    private var lastLoad: UInt64 = 0
+    private let clusterSlots = RedisCommand(["CLUSTER", "SLOTS"])
+
+    /// The least time between two reads of the map: a burst of MOVED during a reshard (one per
+    /// request) must not turn into a `CLUSTER SLOTS` per request.
+    static let minimumReloadNS: UInt64 = 100_000_000
+
+    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery) {
+        self.config = config
+        self.logger = logger
+        self.metrics = metrics
+        self.recovery = recovery
+    }
+
+    /// The primary that serves `slot`, reading the map first when there is none yet or it is due.
+    func node(forSlot slot: Int) throws(CounterError) -> HostPort {
+        let now = MonotonicClock.now()
+        if map == nil || (refreshDue != 0 && now >= refreshDue) {
+            do {
+                try load(now: now)
+            } catch {
+                // A map we already have is better than none: keep serving from it.
+                guard map != nil else { throw error }
+            }
+        }
+        guard let node = map?.node(for: slot) else {
+            throw .unavailable(reason: "no node serves slot \(slot) (the cluster is being formed or has lost a shard)")
+        }
+        return node
+    }
+
+    /// The session of `node`, made on first use.
+    func session(for node: HostPort) -> RedisSession {
+        if let session = sessions[node] { return session }
+        let session = RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery, node: node)
+        sessions[node] = session
+        return session
+    }
+
+    /// After `MOVED slot node`: the slot is served there now, and the rest of the map may have
+    /// changed too (a reshard moves many slots): read it again soon.
+    func moved(slot: Int, to node: HostPort) {
+        map?.move(slot: slot, to: node)
+        scheduleReload()
+    }
+
+    /// A node failed to answer: a failover may have promoted a replica; read the map again soon.
+    func nodeFailed() {
+        scheduleReload()
+    }
+
+    /// The primaries that serve slots, in a stable order (a listing walks them in this order).
+    func servingNodes() throws(CounterError) -> [HostPort] {
+        if map == nil { _ = try node(forSlot: 0) }
+        return (map?.servingNodes ?? []).sorted { $0.description < $1.description }
+    }
+
+    private func scheduleReload() {
+        let now = MonotonicClock.now()
+        if refreshDue == 0 { refreshDue = max(now, lastLoad + RedisCluster.minimumReloadNS) }
+    }
+
+    /// Reads `CLUSTER SLOTS` from the first node that answers: the nodes of the map in hand, then
+    /// the seeds. Nodes that no longer serve slots lose their sessions.
+    private func load(now: UInt64) throws(CounterError) {
+        lastLoad = now
+        refreshDue = 0
+        var candidates = map?.servingNodes ?? []
+        for seed in config.clusterNodes ?? [] where !candidates.contains(seed) { candidates.append(seed) }
+        var reasons: [String] = []
+        for node in candidates {
+            let reply: RedisReply
+            do {
+                reply = try session(for: node).connected().run(clusterSlots)
+            } catch let error as RedisError {
+                sessions[node]?.disconnect(reason: error)
+                reasons.append("\(node): \(error)")
+                continue
+            } catch {
+                reasons.append("\(node): \(error)")
+                continue
+            }
+            guard let fresh = ClusterSlotMap(clusterSlots: reply, from: node), fresh.assignedSlots > 0 else {
+                reasons.append("\(node): no slot map in \(reply)")
+                continue
+            }
+            let before = map
+            map = fresh
+            metrics.clusterMapLoads.increment()
+            if before?.servingNodes != fresh.servingNodes {
+                logger.info("redis cluster map", metadata: [
+                    "redis.cluster_primaries": "\(fresh.servingNodes.map(\.description).joined(separator: ","))",
+                    "redis.cluster_slots": "\(fresh.assignedSlots)",
+                ])
+            }
+            // Sessions of nodes that left the map are closed (a removed node, a demoted primary).
+            let serving = Set(fresh.servingNodes)
+            for node in sessions.keys where !serving.contains(node) { sessions[node] = nil }
+            return
+        }
+        scheduleReload()
+        throw .unavailable(reason: "no cluster node gave the slot map (\(reasons.joined(separator: "; ")))")
+    }
+}
