@@ -66,6 +66,19 @@ final class RedisCluster {
         scheduleReload()
     }
 
+    /// Reads the map again now unless it was read within ``minimumReloadNS``; true when it was.
+    /// For a node that cannot be reached: a removed node, or a primary just failed over.
+    func reloadNow() -> Bool {
+        let now = MonotonicClock.now()
+        guard now >= lastLoad + RedisCluster.minimumReloadNS else { return false }
+        do {
+            try load(now: now)
+            return true
+        } catch {
+            return false
+        }
+    }
+
     /// The primaries that serve slots, in a stable order (a listing walks them in this order).
     func servingNodes() throws(CounterError) -> [HostPort] {
         if map == nil { _ = try node(forSlot: 0) }

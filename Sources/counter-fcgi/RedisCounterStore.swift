@@ -353,6 +353,15 @@ final class RedisCounterStore: CounterStore {
             if let askTarget { node = askTarget } else { node = try cluster.node(forSlot: slot) }
             let target = cluster.session(for: node)
             lastSession = target
+            do throws(CounterError) {
+                _ = try target.connected()
+            } catch {
+                // Nothing was sent. A removed node, or a primary just failed: if the map, read
+                // again, names another node for the slot, the command goes there.
+                cluster.nodeFailed()
+                if askTarget == nil, cluster.reloadNow(), let fresh = try? cluster.node(forSlot: slot), fresh != node { continue }
+                throw error
+            }
             let reply: RedisReply
             do throws(CounterError) {
                 reply = try run(command, on: target, idempotent: idempotent, write: write, asking: askTarget != nil)

@@ -117,3 +117,230 @@ def test_the_script_reshards_grows_and_shrinks_the_cluster(cluster):
                                        env=env, capture_output=True, text=True, timeout=30).stdout
     assert "127.0.0.1" in as_app("CLUSTER", "SLOTS")
     assert "NOPERM" in as_app("CLUSTER", "RESET") and "NOPERM" in as_app("FLUSHALL")
+
+
+# --- counter-fcgi in cluster mode ------------------------------------------------------------------
+
+import http.client
+import json
+import threading
+import time
+
+from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE, wait_for
+from test_metrics import sample, scrape
+
+
+def cluster_stack(start_stack, cluster, **responder_env):
+    settings = {}
+    for line in cluster.run("env").stdout.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        settings[name] = value
+    # REDIS_HOST empty: unset (the stack sets it for the single-server mode by default).
+    env = {**settings, "REDIS_HOST": "", "REDIS_TIMEOUT_MS": "1000", "REDIS_CONNECT_TIMEOUT_MS": "300", **responder_env}
+    return start_stack(responder_env=env, nginx_env={"FASTCGI_TIMEOUT": "5s"})
+
+
+def slots_of(names):
+    out = subprocess.run([str(BINARY), "keyslot", *names], capture_output=True, text=True, timeout=30)
+    return {name: int(line.split()[0]) for name, line in zip(names, out.stdout.splitlines())}
+
+
+class NamedLoad:
+    """Threads incrementing named counters through nginx (each thread cycling over `names`),
+    optionally each increment with its own Idempotency-Key retried until answered. Bounded."""
+
+    def __init__(self, port, names, clients=6, limit=3000, idempotent=False):
+        self.port, self.names, self.limit, self.idempotent = port, names, limit, idempotent
+        self.results = []  # (name, status, value)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.client, args=(c,), daemon=True) for c in range(clients)]
+
+    def post(self, conn, name, key):
+        headers = {"X-API-Key": KEY_WRITE, "Host": "localhost"}
+        if key:
+            headers["Idempotency-Key"] = key
+        conn.request("POST", f"/v1/counters/{name}/increment", headers=headers)
+        reply = conn.getresponse()
+        body = reply.read()
+        return reply.status, (json.loads(body)["value"] if reply.status == 200 else None)
+
+    def client(self, index):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        for n in range(self.limit):
+            if self.stop.is_set():
+                break
+            name = self.names[(index + n) % len(self.names)]
+            key = f"t{index}-{n}" if self.idempotent else None
+            for _ in range(60 if self.idempotent else 1):
+                try:
+                    status, value = self.post(conn, name, key)
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    status, value = None, None
+                with self.lock:
+                    self.results.append((name, status, value))
+                if status == 200 or not self.idempotent:
+                    break
+                time.sleep(0.05)
+        conn.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+    def check(self, stack):
+        """Per counter: no value handed out twice, every acknowledged increment in the final value,
+        and for plain increments only those answered 503 (outcome unknown) may have counted unseen.
+        With retried idempotent increments the final value is exactly the number acknowledged."""
+        statuses = {s for _, s, _ in self.results}
+        assert statuses <= {200, 503}, f"a cluster change is a 503 at worst: {statuses}"
+        total = 0
+        for name in self.names:
+            values = [v for n, s, v in self.results if n == name and s == 200]
+            failed = sum(1 for n, s, _ in self.results if n == name and s != 200)
+            # A worker whose slot map predates the change may answer one 503 (Retry-After: 1)
+            # before it reads the map again: read as a client that honours it does.
+            replies = []
+            wait_for(lambda: replies.append(stack.curl("GET", f"/v1/counters/{name}", KEY_READ)) or replies[-1].status == 200,
+                     timeout=5, interval=0.2, what=f"a read of {name}")
+            assert {r.status for r in replies} <= {200, 503}, replies
+            final = replies[-1].json()["value"]
+            assert len(values) == len(set(values)), f"{name}: a value handed out twice"
+            assert max(values, default=0) <= final and len(values) <= final, f"{name}: an acknowledged increment lost"
+            if self.idempotent:
+                assert final == len(values), f"{name}: {final} counted for {len(values)} acknowledged keys"
+            else:
+                assert final - len(values) <= failed, name
+            total += len(values)
+        refused = sum(1 for _, s, _ in self.results if s != 200)
+        return total, refused
+
+
+def test_counters_spread_over_every_primary_and_read_back(start_stack, cluster):
+    stack = cluster_stack(start_stack, cluster)
+    names = [f"spread:{i}" for i in range(1000)]
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    for i, name in enumerate(names):
+        conn.request("POST", f"/v1/counters/{name}/increment?by={i + 1}", headers={"X-API-Key": KEY_WRITE, "Host": "localhost"})
+        reply = conn.getresponse()
+        assert reply.status == 200 and json.loads(reply.read())["value"] == i + 1
+    conn.close()
+    # Every primary holds some, where its slots say.
+    sizes = {port: int(cluster.cli(port - cluster.port, "DBSIZE").strip()) for port in cluster.primaries()}
+    assert len(sizes) == 3 and all(size > 250 for size in sizes.values()), sizes
+    for name in names[:50]:
+        assert stack.curl("GET", f"/v1/counters/{name}", KEY_READ).json()["value"] == int(name.split(":")[1]) + 1
+    # The listing walks every primary, page by page, each counter once.
+    seen, cursor, pages = {}, "", 0
+    while True:
+        page = stack.curl("GET", "/v1/counters?prefix=spread:&limit=100" + (f"&cursor={cursor}" if cursor else ""), KEY_READ).json()
+        pages += 1
+        for counter in page["counters"]:
+            assert counter["name"] not in seen
+            seen[counter["name"]] = counter["value"]
+        cursor = page["next"]
+        if not cursor or pages > 40:
+            break
+    assert seen == {name: i + 1 for i, name in enumerate(names)}
+    # The default counter, exactly once with a key, and every other named route on the cluster.
+    assert stack.curl("POST", "/write", KEY_WRITE, headers=["Idempotency-Key: once"]).json()["value"] == 1
+    assert stack.curl("POST", "/write", KEY_WRITE, headers=["Idempotency-Key: once"]).headers["idempotent-replayed"] == "true"
+    assert stack.curl("PUT", "/v1/counters/spread:0", KEY_ADMIN, headers=["Content-Type: application/json"], data=b'{"value": 7}').status == 200
+    assert stack.curl("DELETE", "/v1/counters/spread:1", KEY_ADMIN).status == 204
+    assert stack.curl("GET", "/v1/counters/spread:0/badge.svg", KEY_READ).status == 200
+    assert stack.curl("GET", "/health").json()["status"] == "healthy"
+    _, metrics = scrape(stack)
+    assert sample(metrics, "counter_redis_cluster_map_loads_total") >= 1
+
+
+def test_resharding_under_load_loses_nothing(start_stack, cluster):
+    stack = cluster_stack(start_stack, cluster)
+    # Counters whose slots are among the first node 0 serves: the reshard moves those first.
+    candidates = [f"moving:{i}" for i in range(400)]
+    slots = slots_of(candidates)
+    names = [n for n in candidates if slots[n] < 1500][:12]
+    assert len(names) == 12
+    plain, exact = names[:6], names[6:]
+    with NamedLoad(stack.port, plain) as load_plain, NamedLoad(stack.port, exact, idempotent=True) as load_exact:
+        time.sleep(1.0)
+        cluster.run("reshard", "0", "1", "1500")
+        time.sleep(1.0)
+    assert all(cluster.primaries()[cluster.port + 1])
+    acknowledged_plain, refused_plain = load_plain.check(stack)
+    acknowledged_exact, refused_exact = load_exact.check(stack)
+    assert acknowledged_plain > 100 and acknowledged_exact > 100
+    _, metrics = scrape(stack)
+    moved = sample(metrics, "counter_redis_cluster_redirects_total", kind="moved") or 0
+    asked = sample(metrics, "counter_redis_cluster_redirects_total", kind="ask") or 0
+    assert moved > 0, "the move was followed by MOVED"
+    total = len(load_plain.results) + len(load_exact.results)
+    print(f"reshard: {acknowledged_plain} plain and {acknowledged_exact} idempotent increments acknowledged, "
+          f"{refused_plain + refused_exact} of {total} answers 503 ({100 * (refused_plain + refused_exact) / total:.1f}%), "
+          f"{moved:.0f} MOVED and {asked:.0f} ASK followed")
+
+
+def test_a_primary_killed_under_load_loses_no_acknowledged_write(start_stack, cluster):
+    stack = cluster_stack(start_stack, cluster, REDIS_WAIT_REPLICAS="1")
+    candidates = [f"shard:{i}" for i in range(300)]
+    slots = slots_of(candidates)
+    # Node 0 serves slots 0-5460: four counters on it, four on the other shards.
+    victims = [n for n in candidates if slots[n] <= 5460][:4]
+    others = [n for n in candidates if slots[n] > 5460][:4]
+    timeline = []  # (monotonic, name, status)
+    lock = threading.Lock()
+
+    class Timed(NamedLoad):
+        def post(self, conn, name, key):
+            status, value = super().post(conn, name, key)
+            with lock:
+                timeline.append((time.monotonic(), name, status))
+            return status, value
+
+    with Timed(stack.port, victims) as on_victim, Timed(stack.port, others) as elsewhere:
+        time.sleep(1.0)
+        killed = time.monotonic()
+        cluster.run("kill-node", "0")
+        wait_for(lambda: cluster.port not in cluster.primaries() or all(
+            "fail" in l.split()[2] for l in cluster.cli(1, "CLUSTER", "NODES").splitlines() if f":{cluster.port}@" in l),
+            timeout=20, what="node 0 to be failed over")
+        wait_for(lambda: any(t > time.monotonic() - 0.5 and n in victims and s == 200 for t, n, s in list(timeline)),
+                 timeout=20, what="writes on the killed shard to resume")
+        resumed = time.monotonic()
+        time.sleep(1.0)
+    on_victim.check(stack)
+    elsewhere.check(stack)
+    # The other shards never stopped: no refusal there, and no gap longer than a second.
+    assert {s for _, n, s in timeline if n in others} == {200}
+    other_times = sorted(t for t, n, _ in timeline if n in others and t > killed)
+    assert max(b - a for a, b in zip(other_times, other_times[1:])) < 1.0
+    # The killed shard came back within the cluster's failover time (node timeout 2 s) plus a second or so.
+    print(f"primary killed: writes to its shard resumed after {resumed - killed:.2f} s; "
+          f"{sum(1 for _, n, s in timeline if n in victims and s != 200)} refused meanwhile")
+    assert resumed - killed < 2.0 + 3.0 + 1.0
+
+
+def test_a_node_added_then_removed_while_serving(start_stack, cluster):
+    stack = cluster_stack(start_stack, cluster)
+    names = [f"grow:{i}" for i in range(16)]
+    with NamedLoad(stack.port, names[:8]) as plain, NamedLoad(stack.port, names[8:], idempotent=True) as exact:
+        time.sleep(0.5)
+        cluster.run("add-node", "9")
+        cluster.run("rebalance")
+        assert cluster.port + 9 in cluster.primaries(), "the new node serves slots"
+        served_by_new = int(cluster.cli(9, "DBSIZE").strip())
+        cluster.run("remove-node", "9")
+        time.sleep(0.5)
+    assert served_by_new >= 0
+    plain.check(stack)
+    exact.check(stack)
+    assert sorted(cluster.primaries()) == [cluster.port, cluster.port + 1, cluster.port + 2]
+    # No restart: the same process served throughout, and still does.
+    assert stack.curl("POST", f"/v1/counters/{names[0]}/increment", KEY_WRITE).status == 200
