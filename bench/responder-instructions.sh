@@ -5,7 +5,8 @@
 #   - instructions per request, under valgrind's callgrind (user space only, but the same on every
 #     run whatever the machine's noise; with KEEP=DIR, each profile and its top functions go to DIR);
 #   - system calls per request, by strace -c -f (the kernel's share: reads, writes, polls).
-# ENDPOINTS (default "GET /read" "POST /write"). Needs valgrind and strace; the C responder comes
+# ENDPOINTS (default "GET /read" "POST /write"). CLUSTER_PRIMARIES=N: against a Redis Cluster of N
+# primaries (scripts/redis-cluster.sh, no replicas) instead of one Redis. Needs valgrind and strace; the C responder comes
 # from ANCHORS (as in bench/run.sh); without it, counter-fcgi alone. A benchmark: it prints figures,
 # never fails on them.
 set -euo pipefail
@@ -20,7 +21,19 @@ done
 BENCH_NAME="responder-instructions"
 # shellcheck source=bench/common.sh
 . bench/common.sh
-start_redis
+redis_env=()
+cluster_dir=""
+if [ -n "${CLUSTER_PRIMARIES:-}" ]; then
+  cluster_dir="$dir/cluster"
+  export REDIS_CLUSTER_DIR=$cluster_dir REDIS_CLUSTER_PORT=${CLUSTER_PORT:-17400} REDIS_CLUSTER_PRIMARIES=$CLUSTER_PRIMARIES REDIS_CLUSTER_REPLICAS=0
+  scripts/redis-cluster.sh start
+  trap 'scripts/redis-cluster.sh stop 2>/dev/null || true; cleanup' EXIT
+  # shellcheck disable=SC2207 # one NAME=VALUE a line
+  redis_env=(REDIS_HOST= $(scripts/redis-cluster.sh env | sed 's/^export //'))
+  rport=0
+else
+  start_redis
+fi
 
 # valgrind 3.19 gives up on the Swift binary's DWARF 5 debug information: count a copy without it
 # (the symbol table, which names the functions, stays).
@@ -53,7 +66,7 @@ start() {
   local sock="$dir/$name.sock"
   rm -f "$sock"
   if [ "$name" = counter-fcgi ]; then
-    env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" FCGI_LISTEN="unix:$sock" "$@" "$bin" 2>>"$dir/$name.log" &
+    env REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" "${redis_env[@]}" FCGI_LISTEN="unix:$sock" "$@" "$bin" 2>>"$dir/$name.log" &
   else
     "$@" "$c_binary" "$sock" 16 "127.0.0.1:$rport" 2>>"$dir/$name.log" &
   fi

@@ -1,6 +1,6 @@
 -- wrk script for the bench scripts: sets the method from WRK_METHOD (POST sends no body), with
 -- WRK_IDEMPOTENCY=1 gives every request its own Idempotency-Key (exactly-once writes, as a careful
--- client sends them), and prints one machine-readable RESULT line at the end, including the count
+-- client sends them; not combined with WRK_PATH_TEMPLATE), and prints one machine-readable RESULT line at the end, including the count
 -- of non-2xx answers, so a rate is never read without its error count.
 wrk.method = os.getenv("WRK_METHOD") or "GET"
 local idempotent = os.getenv("WRK_IDEMPOTENCY") == "1"
@@ -15,8 +15,16 @@ function setup(thread)
    thread:set("run_id", run)
 end
 
+-- WRK_PATH_TEMPLATE (a path with one %d) and WRK_NAMES (N): each request goes to one of N paths
+-- at random, e.g. increments spread over N named counters.
+local template = os.getenv("WRK_PATH_TEMPLATE")
+local names = tonumber(os.getenv("WRK_NAMES") or "1")
+
 local sent = 0
 function request()
+   if template then
+      return wrk.format(nil, string.format(template, math.random(0, names - 1)))
+   end
    if not idempotent then return wrk.request() end
    sent = sent + 1
    local headers = {}

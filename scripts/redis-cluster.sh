@@ -60,8 +60,8 @@ node_conf() {  # N: written once; the cluster keeps its own state in nodes.conf 
     echo "save \"\""
     echo "maxmemory-policy noeviction"
     # As with Sentinel: a primary cut off from all its replicas refuses writes rather than take
-    # writes a failover would throw away.
-    echo "min-replicas-to-write 1"
+    # writes a failover would throw away (without replicas, as the benchmarks run it, it cannot).
+    echo "min-replicas-to-write $([ "$replicas" -gt 0 ] && echo 1 || echo 0)"
     echo "min-replicas-max-lag 10"
     # A full sync starts at once rather than waiting 5 s for more replicas (small data, loopback).
     echo "repl-diskless-sync-delay 0"
@@ -134,6 +134,7 @@ wait_known() {  # ID
 # Every primary has all its replicas in sync (writes are refused with NOREPLICAS before one is).
 wait_replicas() {
   local p ready
+  [ "$replicas" -gt 0 ] || return 0
   for _ in $(seq 400); do
     ready=1
     for p in $(cli "$port" CLUSTER NODES | awk '$3 ~ /master/ && $8 == "connected" && $9 != "" { sub(/@.*/, "", $2); sub(/.*:/, "", $2); print $2 }'); do
@@ -152,7 +153,15 @@ case ${1:-} in
     command -v redis-server >/dev/null || die "redis-server is not installed (scripts/setup.sh installs it)"
     mkdir -p "$dir"
     for n in $(seq 0 $((nodes - 1))); do start_node "$n"; done
-    if ! cluster_ok "$port"; then
+    if ! cluster_ok "$port" && [ "$primaries" -lt 3 ]; then
+      # redis-cli --cluster create wants three primaries: fewer (the benchmarks' 1 and 2) are
+      # formed by hand, each primary an equal range of slots, without replicas.
+      [ "$replicas" = 0 ] || die "fewer than 3 primaries only without replicas (REDIS_CLUSTER_REPLICAS=0)"
+      for n in $(seq 0 $((primaries - 1))); do
+        cli $((port + n)) CLUSTER ADDSLOTSRANGE $((16384 * n / primaries)) $((16384 * (n + 1) / primaries - 1)) >/dev/null
+        [ "$n" = 0 ] || cli "$port" CLUSTER MEET 127.0.0.1 $((port + n)) >/dev/null
+      done
+    elif ! cluster_ok "$port"; then
       addresses=()
       for n in $(seq 0 $((nodes - 1))); do addresses+=("127.0.0.1:$((port + n))"); done
       # redis-cli makes the first $primaries nodes primaries and gives each $replicas replicas.
@@ -248,7 +257,18 @@ case ${1:-} in
     echo "redis-cluster: node $2 removed" >&2
     ;;
   stop)
-    for pidfile in "$dir"/node-*/pid; do [ -e "$pidfile" ] && stop_pid "$pidfile"; done
+    # All at once: one by one, each primary would wait on shutdown for replicas that are stopping too.
+    for pidfile in "$dir"/node-*/pid; do
+      if [ -s "$pidfile" ]; then kill -TERM "$(cat "$pidfile")" 2>/dev/null || true; fi
+    done
+    # Then each is waited for (its AOF is flushed on the way out), up to 10 s, before a KILL.
+    for pidfile in "$dir"/node-*/pid; do
+      [ -s "$pidfile" ] || continue
+      pid=$(cat "$pidfile")
+      for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+      kill -KILL "$pid" 2>/dev/null || true
+      rm -f "$pidfile"
+    done
     ;;
   *)
     sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2

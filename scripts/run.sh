@@ -2,7 +2,7 @@
 # Runs the whole service locally on 127.0.0.1 until Ctrl-C / SIGTERM:
 #   Redis (the one at REDIS_HOST:REDIS_PORT if it answers, else our own with AOF under .run/),
 #   counter-fcgi on a unix socket under .run/, and nginx on 127.0.0.1:$PORT (default 8080).
-# Honours PORT, API_KEY, API_KEYS_FILE, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_SENTINELS
+# Honours PORT, API_KEY, API_KEYS_FILE, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_SENTINELS, REDIS_CLUSTER_NODES
 # (then it starts no Redis: counter-fcgi follows the Sentinels) and every other counter-fcgi and
 # nginx/render.sh setting. Without API_KEY/API_KEYS_FILE it makes a development
 # key (kept in .run/dev-api-key) and prints curl lines. Everything it starts is stopped by PID on
@@ -34,7 +34,12 @@ bin="$(swift build -c release --show-bin-path)/counter-fcgi"
 redis_answers() {
   REDISCLI_AUTH="${REDIS_PASSWORD:-}" timeout 2 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -qE 'PONG|NOAUTH'
 }
-if [ -n "${REDIS_SENTINELS:-}" ]; then
+if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
+  # Redis Cluster: counter-fcgi reads the slot map from these nodes (scripts/redis-cluster.sh
+  # starts a local cluster); no Redis of our own, and no REDIS_HOST, which would select another mode.
+  echo "run: using the Redis Cluster at $REDIS_CLUSTER_NODES" >&2
+  unset REDIS_HOST REDIS_PORT
+elif [ -n "${REDIS_SENTINELS:-}" ]; then
   # High availability: counter-fcgi finds the primary through these Sentinels (scripts/redis-ha.sh
   # starts a local topology); no Redis of our own.
   echo "run: using the primary that the Sentinels at $REDIS_SENTINELS name" >&2
