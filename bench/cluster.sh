@@ -64,7 +64,7 @@ run_case() {  # CASE
   wait_http "http://127.0.0.1:$port/livez" "$key" || { echo "bench: the stack did not answer" >&2; exit 1; }
   WRK_METHOD=POST WRK_PATH_TEMPLATE="/v1/counters/bench:%d/increment" WRK_NAMES=$names \
     wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s bench/wrk-report.lua -H "X-API-Key: $key" "http://127.0.0.1:$port/" \
-    | sed -n 's/^RESULT //p'
+    | sed -n 's/^RESULT //p' >"$dir/result.txt"
 }
 
 results="$dir/results.txt"
@@ -72,7 +72,9 @@ cases=(single cluster-1 cluster-2 cluster-3)
 for round in $(seq "$rounds"); do
   for i in "${!cases[@]}"; do
     c=${cases[$(((i + round - 1) % ${#cases[@]}))]}
-    echo "round=$round case=$c $(run_case "$c")" | tee -a "$results" >&2
+    # Not in $(...): the servers it starts would hold the substitution's pipe open.
+    run_case "$c"
+    echo "round=$round case=$c $(cat "$dir/result.txt")" | tee -a "$results" >&2
   done
 done
 stop_cluster

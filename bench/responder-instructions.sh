@@ -30,7 +30,7 @@ if [ -n "${CLUSTER_PRIMARIES:-}" ]; then
   trap 'scripts/redis-cluster.sh stop 2>/dev/null || true; cleanup' EXIT
   # shellcheck disable=SC2207 # one NAME=VALUE a line
   redis_env=(REDIS_HOST= $(scripts/redis-cluster.sh env | sed 's/^export //'))
-  rport=0
+  rport=6379  # unused in cluster mode, but REDIS_PORT must still be a valid port
 else
   start_redis
 fi

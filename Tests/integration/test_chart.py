@@ -202,7 +202,18 @@ def test_external_redis_has_no_statefulset_and_points_the_app_there():
     egress = find(docs, "NetworkPolicy", "counter-api-to-redis-and-dns")["spec"]["egress"][0]
     assert egress["ports"] == [{"protocol": "TCP", "port": 6380}]
     code, out = helm("render", json.dumps({"redis": {"mode": "external"}}))
-    assert code == 3 and "redis.external.host is required" in out["helm_error"]
+    assert code == 3 and "redis.external.host (or redis.external.clusterNodes) is required" in out["helm_error"]
+
+
+def test_an_external_redis_cluster_is_reached_by_its_seeds():
+    seeds = "redis-0.example.internal:6379,redis-1.example.internal:6379, redis-2.example.internal:6380"
+    docs = objects(render({"redis": {"mode": "external", "external": {"clusterNodes": seeds}}}))
+    app = env(container(docs, "counter-fcgi"))
+    assert app["REDIS_CLUSTER_NODES"] == seeds and "REDIS_HOST" not in app and "REDIS_PORT" not in app
+    egress = find(docs, "NetworkPolicy", "counter-api-to-redis-and-dns")["spec"]["egress"][0]
+    assert egress["ports"] == [{"protocol": "TCP", "port": 6379}, {"protocol": "TCP", "port": 6380}]
+    code, out = helm("render", json.dumps({"redis": {"mode": "external", "external": {"clusterNodes": "not a list"}}}))
+    assert code != 0, "the schema refuses what is not a host:port list"
 
 
 def test_settings_images_by_digest_and_names_follow_the_release():

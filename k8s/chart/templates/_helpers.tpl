@@ -49,7 +49,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Where counter-fcgi finds Redis. */}}
 {{- define "counter-api.redisHost" -}}
 {{- if eq .Values.redis.mode "external" -}}
-{{- required "redis.external.host is required when redis.mode is external" .Values.redis.external.host -}}
+{{- required "redis.external.host (or redis.external.clusterNodes) is required when redis.mode is external" .Values.redis.external.host -}}
 {{- else -}}
 {{- include "counter-api.redisName" . -}}
 {{- end -}}
