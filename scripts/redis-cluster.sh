@@ -181,9 +181,9 @@ case ${1:-} in
     die "the cluster did not come up (see $dir/*/redis.log)"
     ;;
   env)
-    seeds=""
-    for n in $(seq 0 $((primaries - 1))); do seeds="$seeds${seeds:+,}127.0.0.1:$((port + n))"; done
-    echo "export REDIS_CLUSTER_NODES=$seeds"
+    nodes_list=""
+    for n in $(seq 0 $((primaries - 1))); do nodes_list="$nodes_list${nodes_list:+,}127.0.0.1:$((port + n))"; done
+    echo "export REDIS_CLUSTER_NODES=$nodes_list"
     echo "export REDIS_USERNAME=counter"
     echo "export REDIS_PASSWORD=$(secret app-password)"
     ;;

@@ -14,7 +14,7 @@ public struct Config: Sendable, Equatable {
     public var redis: RedisEndpoint
     /// The Sentinels to ask for the primary (`REDIS_SENTINELS`); nil: the fixed `redis` address.
     public var sentinel: SentinelSettings?
-    /// The Redis Cluster's seed nodes (`REDIS_CLUSTER_NODES`), asked for the slot map; nil: not a
+    /// The Redis Cluster's nodes to read the slot map from first (`REDIS_CLUSTER_NODES`); nil: not a
     /// cluster. Exclusive with Sentinel and with an explicit `REDIS_HOST`.
     public var clusterNodes: [HostPort]?
     /// Replicas that must acknowledge each write before it is answered 200 (`WAIT`); 0: no WAIT.

@@ -91,12 +91,12 @@ final class RedisCluster {
     }
 
     /// Reads `CLUSTER SLOTS` from the first node that answers: the nodes of the map in hand, then
-    /// the seeds. Nodes that no longer serve slots lose their sessions.
+    /// the configured ones. Nodes that no longer serve slots lose their sessions.
     private func load(now: UInt64) throws(CounterError) {
         lastLoad = now
         refreshDue = 0
         var candidates = map?.servingNodes ?? []
-        for seed in config.clusterNodes ?? [] where !candidates.contains(seed) { candidates.append(seed) }
+        for entry in config.clusterNodes ?? [] where !candidates.contains(entry) { candidates.append(entry) }
         var reasons: [String] = []
         for node in candidates {
             let reply: RedisReply

@@ -70,8 +70,8 @@ def cluster(tmp):
     made.run("stop", check=False)
 
 
-def random_names(count, seed=7):
-    rng = random.Random(seed)
+def random_names(count):
+    rng = random.Random(7)
     return ["".join(rng.choice(NAME_ALPHABET) for _ in range(rng.randint(1, 40))).replace("..", "._") or "x"
             for _ in range(count)]
 
