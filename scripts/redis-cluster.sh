@@ -30,17 +30,10 @@ replicas=${REDIS_CLUSTER_REPLICAS:-2}
 node_timeout=${REDIS_CLUSTER_NODE_TIMEOUT_MS:-2000}
 nodes=$((primaries * (replicas + 1)))
 die() { echo "redis-cluster: $*" >&2; exit 1; }
-log_tail() { [ -s "$1" ] && printf '\n%s' "$(tail -n 5 "$1")"; true; }
+# shellcheck source=scripts/redis-lib.sh
+. scripts/redis-lib.sh
 
-secret() {  # NAME: a password kept in $dir, made on first use
-  local file="$dir/$1"
-  [ -s "$file" ] || (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$file")
-  cat "$file"
-}
 
-cli() {  # PORT ARGS...: redis-cli as the operators' default user
-  REDISCLI_AUTH="$(secret admin-password)" redis-cli --no-auth-warning -h 127.0.0.1 -p "$@"
-}
 
 node_conf() {  # N: written once; the cluster keeps its own state in nodes.conf beside it
   local n=$1 conf="$dir/node-$1/redis.conf"
@@ -81,16 +74,6 @@ start_node() {  # N
   die "node $n did not start (see $dir/node-$n/redis.log):$(log_tail "$dir/node-$n/redis.log")"
 }
 
-stop_pid() {  # PIDFILE SIGNAL
-  local pidfile=$1 signal=${2:-TERM} pid
-  [ -s "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  fi
-  rm -f "$pidfile"
-}
 
 node_id() {  # N: the node's cluster id
   cli $((port + $1)) CLUSTER MYID

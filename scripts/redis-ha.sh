@@ -29,18 +29,10 @@ down_after=${REDIS_HA_DOWN_AFTER_MS:-1000}
 max_lag=${REDIS_HA_MAX_LAG:-10}
 name=${REDIS_HA_NAME:-counter}
 die() { echo "redis-ha: $*" >&2; exit 1; }
-# The last lines of a server's log, so a failure to start says why without a second look.
-log_tail() { [ -s "$1" ] && printf '\n%s' "$(tail -n 5 "$1")"; true; }
+# shellcheck source=scripts/redis-lib.sh
+. scripts/redis-lib.sh
 
-secret() {  # NAME: a password kept in $dir, made on first use
-  local file="$dir/$1"
-  [ -s "$file" ] || (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$file")
-  cat "$file"
-}
 
-cli() {  # PORT ARGS...: redis-cli as the operators' default user
-  REDISCLI_AUTH="$(secret admin-password)" redis-cli --no-auth-warning -h 127.0.0.1 -p "$@"
-}
 sentinel_cli() {  # INDEX ARGS...
   local index=$1; shift
   REDISCLI_AUTH="$(secret sentinel-password)" redis-cli --no-auth-warning -h 127.0.0.1 -p $((sentinel_port + index)) "$@"
@@ -116,16 +108,6 @@ primary_port() {  # the primary's port, as the first Sentinel that answers says
   return 1
 }
 
-stop_pid() {  # PIDFILE SIGNAL
-  local pidfile=$1 signal=${2:-TERM} pid
-  [ -s "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  fi
-  rm -f "$pidfile"
-}
 
 case ${1:-} in
   start)

@@ -4,7 +4,6 @@ server's own, for thousands of names, and the topology script forms, reshards, g
 the cluster as it says."""
 import os
 import random
-import socket
 import string
 import subprocess
 from pathlib import Path
@@ -12,34 +11,15 @@ from pathlib import Path
 import pytest
 
 from conftest import BINARY, ROOT
+from test_sentinel import free_block
 
 SCRIPT = ROOT / "scripts" / "redis-cluster.sh"
 NAME_ALPHABET = string.ascii_letters + string.digits + "._-:"
 
 
-def free_cluster_base(count, low=12000, high=22000):
-    """A base port with `count` consecutive free ports, and the cluster bus's ports (+10000) free too."""
-    rng = random.Random(os.getpid())
-    for _ in range(500):
-        base = rng.randrange(low, high - count)
-        sockets = []
-        try:
-            for p in [*range(base, base + count), *range(base + 10000, base + 10000 + count)]:
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise AssertionError("no free port block for a cluster")
-
-
 class Cluster:
     def __init__(self, tmp):
-        self.port = free_cluster_base(12)
+        self.port = free_block(12, low=12000, shifted=10000)  # each node's bus port is its port + 10000
         self.env = {**os.environ, "REDIS_CLUSTER_DIR": str(tmp / "redis-cluster"), "REDIS_CLUSTER_PORT": str(self.port)}
 
     def run(self, *args, check=True, timeout=120):

@@ -30,19 +30,20 @@ def ephemeral_low():
         return 32768
 
 
-def free_block(count, low=10000, high=None):
+def free_block(count, low=10000, high=None, shifted=0):
     """A base port with `count` consecutive free loopback ports from it, below the ephemeral range:
     there, a port free when checked can be taken by any outgoing connection before the server
-    binds it (seen: a data node that could not start)."""
-    high = high or ephemeral_low()
+    binds it (seen: a data node that could not start). With `shifted`, the same block that many
+    ports higher must be free too (a Redis Cluster node's bus port is its port + 10000)."""
+    high = (high or ephemeral_low()) - shifted
     if high - low < 1000:  # an unusual ephemeral range: take the chance above it instead
-        low, high = 20000, 60000
+        low, high = 20000, 60000 - shifted
     start = (os.getpid() * 7919 + time.monotonic_ns()) % (high - low)
     for k in range(2000):
         base = low + (start + k * 13) % (high - low - count)
         sockets = []
         try:
-            for port in range(base, base + count):
+            for port in [*range(base, base + count), *(range(base + shifted, base + shifted + count) if shifted else [])]:
                 s = socket.socket()
                 sockets.append(s)
                 s.bind(("127.0.0.1", port))
