@@ -31,19 +31,23 @@ final class RedisCluster {
 
     /// The primary that serves `slot`, reading the map first when there is none yet or it is due.
     func node(forSlot slot: Int) throws(CounterError) -> HostPort {
-        let now = MonotonicClock.now()
-        if map == nil || (refreshDue != 0 && now >= refreshDue) {
-            do {
-                try load(now: now)
-            } catch {
-                // A map we already have is better than none: keep serving from it.
-                guard map != nil else { throw error }
-            }
-        }
+        try ensureMap()
         guard let node = map?.node(for: slot) else {
             throw .unavailable(reason: "no node serves slot \(slot) (the cluster is being formed or has lost a shard)")
         }
         return node
+    }
+
+    /// Reads the map when there is none yet or a reread is due.
+    private func ensureMap() throws(CounterError) {
+        let now = MonotonicClock.now()
+        guard map == nil || (refreshDue != 0 && now >= refreshDue) else { return }
+        do {
+            try load(now: now)
+        } catch {
+            // A map we already have is better than none: keep serving from it.
+            guard map != nil else { throw error }
+        }
     }
 
     /// The session of `node`, made on first use.
@@ -81,7 +85,7 @@ final class RedisCluster {
 
     /// The primaries that serve slots, in a stable order (a listing walks them in this order).
     func servingNodes() throws(CounterError) -> [HostPort] {
-        if map == nil { _ = try node(forSlot: 0) }
+        try ensureMap()
         return (map?.servingNodes ?? []).sorted { $0.description < $1.description }
     }
 
