@@ -16,13 +16,17 @@ cli() {  # PORT ARGS...: redis-cli as the operators' default user
   REDISCLI_AUTH="$(secret admin-password)" redis-cli --no-auth-warning -h 127.0.0.1 -p "$@"
 }
 
-stop_pid() {  # PIDFILE SIGNAL
+stop_pid() {  # PIDFILE SIGNAL: the signal, up to 5 s to exit, then KILL (never a process left behind)
   local pidfile=$1 signal=${2:-TERM} pid
   [ -s "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
     kill "-$signal" "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    fi
   fi
   rm -f "$pidfile"
 }

@@ -318,4 +318,5 @@ def test_a_node_added_given_live_counters_then_removed_while_serving(start_stack
     plain.check(stack)
     exact.check(stack)
     assert sorted(cluster.primaries()) == [cluster.port, cluster.port + 1, cluster.port + 2]
+    assert "PONG" not in cluster.cli(9, "PING"), "the removed node's process is gone"
     assert stack.curl("POST", f"/v1/counters/{names[0]}/increment", KEY_WRITE).status == 200
