@@ -129,13 +129,15 @@ final class RedisCounterStore: CounterStore {
     /// server; if Redis lost it (a restart, `SCRIPT FLUSH`: NOSCRIPT, nothing ran) it is loaded
     /// again and the call repeated once.
     private func writeOnce(_ script: WriteScript, for owner: KeyOwner, _ arguments: [String]) throws(CounterError) -> (replayed: Bool, record: String) {
-        var reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true, write: true)
+        var reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true,
+                                write: true, script: script.source)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
             switch script {
             case .original: loadedSHAs.original = nil
             case .named: loadedSHAs.named = nil
             }
-            reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true, write: true)
+            reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true,
+                                write: true, script: script.source)
         }
         guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
         guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1] else {
@@ -338,7 +340,11 @@ final class RedisCounterStore: CounterStore {
     /// cluster on the primary of the key's slot, following `MOVED` (the map is updated; the
     /// command is sent again there: the node that redirected did not run it, so even an `INCR`
     /// may be) and `ASK` (this one command to that node, after `ASKING`), at most 5 times.
-    private func execute(_ command: RedisCommand, for owner: KeyOwner, idempotent: Bool, write: Bool = false) throws(CounterError) -> RedisReply {
+    /// `script`: the source of the script an `EVALSHA` runs. A cluster node that lacks it (one
+    /// the worker reaches only through `ASK`, or one restarted) answers NOSCRIPT: it is loaded on
+    /// that very node and the command sent again, once.
+    private func execute(_ command: RedisCommand, for owner: KeyOwner, idempotent: Bool, write: Bool = false,
+                         script: String? = nil) throws(CounterError) -> RedisReply {
         guard let cluster else {
             return try run(command, on: session, idempotent: idempotent, write: write, asking: false)
         }
@@ -348,6 +354,7 @@ final class RedisCounterStore: CounterStore {
         case .named(let name): slot = ClusterSlot.of(name.storageKey)
         }
         var askTarget: HostPort?
+        var loadedScript = false
         for _ in 0..<5 {
             let node: HostPort
             if let askTarget { node = askTarget } else { node = try cluster.node(forSlot: slot) }
@@ -369,7 +376,13 @@ final class RedisCounterStore: CounterStore {
                 cluster.nodeFailed()
                 throw error
             }
-            guard case .error(let message) = reply, let redirect = ClusterRedirect(error: message, from: node) else { return reply }
+            guard case .error(let message) = reply else { return reply }
+            if let script, !loadedScript, message.hasPrefix("NOSCRIPT") {
+                loadedScript = true
+                _ = try run(RedisCommand(["SCRIPT", "LOAD", script]), on: target, idempotent: true, write: false, asking: false)
+                continue  // the same node: an ASK target is kept, the map still names this one
+            }
+            guard let redirect = ClusterRedirect(error: message, from: node) else { return reply }
             switch redirect {
             case .moved(let movedSlot, let to):
                 metrics.clusterRedirect("moved")

@@ -320,3 +320,39 @@ def test_a_node_added_given_live_counters_then_removed_while_serving(start_stack
     assert sorted(cluster.primaries()) == [cluster.port, cluster.port + 1, cluster.port + 2]
     assert "PONG" not in cluster.cli(9, "PING"), "the removed node's process is gone"
     assert stack.curl("POST", f"/v1/counters/{names[0]}/increment", KEY_WRITE).status == 200
+
+
+def test_a_slot_in_migration_is_followed_by_ask_scripts_included(start_stack, cluster):
+    # A slot halfway through a move, made by hand: a counter and its idempotency record already
+    # MIGRATEd to the target, the slot still the source's. The source answers ASK, and commands go
+    # to the target after ASKING; the target has never run the write-once script, so a retried
+    # write meets NOSCRIPT there: loaded on that node, then run (it was a 500 once, in a reshard).
+    stack = cluster_stack(start_stack, cluster)
+    name = next(n for n, slot in slots_of([f"ask:{i}" for i in range(200)]).items() if slot < 5461)
+    slot = slots_of([name])[name]
+    first = stack.curl("POST", f"/v1/counters/{name}/increment?by=5", KEY_WRITE, headers=["Idempotency-Key: ask-1"])
+    assert first.status == 200 and first.json()["value"] == 5
+    keys = ["{c:%s}" % name, "{c:%s}:idempotency:writer:ask-1" % name]
+    source_id, target_id = cluster.cli(0, "CLUSTER", "MYID").strip(), cluster.cli(1, "CLUSTER", "MYID").strip()
+    assert cluster.cli(1, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id).strip() == "OK"
+    assert cluster.cli(0, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id).strip() == "OK"
+    password = (Path(cluster.env["REDIS_CLUSTER_DIR"]) / "admin-password").read_text()
+    assert cluster.cli(0, "MIGRATE", "127.0.0.1", cluster.port + 1, "", 0, 5000, "AUTH", password, "KEYS", *keys).strip() == "OK"
+    try:
+        again = stack.curl("POST", f"/v1/counters/{name}/increment?by=5", KEY_WRITE, headers=["Idempotency-Key: ask-1"])
+        assert again.status == 200, (again, stack.responder.log()[-2000:])
+        assert again.headers["idempotent-replayed"] == "true" and again.json()["value"] == 5
+        assert stack.curl("POST", f"/v1/counters/{name}/increment", KEY_WRITE).json()["value"] == 6
+        assert stack.curl("GET", f"/v1/counters/{name}", KEY_READ).json()["value"] == 6
+        # A new key: its record is not on the target yet, so Redis refuses the two-key script
+        # (TRYAGAIN) until the move ends: a 503 with Retry-After, never a 500.
+        split = stack.curl("POST", f"/v1/counters/{name}/increment", KEY_WRITE, headers=["Idempotency-Key: ask-2"])
+        assert split.status == 503 and split.headers["retry-after"] == "1"
+        _, metrics = scrape(stack)
+        assert sample(metrics, "counter_redis_cluster_redirects_total", kind="ask") >= 3
+    finally:
+        for node in (1, 0):
+            cluster.cli(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    # The move finished: the write refused mid-move is done, once.
+    done = stack.curl("POST", f"/v1/counters/{name}/increment", KEY_WRITE, headers=["Idempotency-Key: ask-2"])
+    assert done.status == 200 and done.json()["value"] == 7
