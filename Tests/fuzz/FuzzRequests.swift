@@ -51,9 +51,11 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.hasSuffix("</svg>"), "an SVG document")
         let elements = ["svg", "/svg", "title", "/title", "linearGradient", "/linearGradient", "stop", "clipPath", "/clipPath", "rect",
                         "g", "/g", "text", "/text"]
-        for part in svg.split(separator: "<").dropFirst() {
+        // Over Unicode scalars, not Characters: a label may start with a combining mark, which
+        // Swift joins with the `>` before it into one Character (XML reads code points).
+        for part in svg.unicodeScalars.split(separator: "<").dropFirst() {
             let tag = part.prefix { $0 != " " && $0 != ">" && $0 != "/" || $0 == "/" && part.first == "/" }
-            precondition(elements.contains(String(tag)), "only our elements: <\(tag)")
+            precondition(elements.contains(String(String.UnicodeScalarView(tag))), "only our elements: <\(String(String.UnicodeScalarView(tag)))")
         }
         return 0
     }
