@@ -37,11 +37,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The process: FastCGI workers, Redis connections, signals.
+        // The Redis layer: the hiredis connection's owner, a worker's session (reconnects and
+        // backoff), where the next connection goes (a fixed address, Sentinel's primary, a
+        // cluster's slot map and its nodes) and the CounterStore over it. The pure decisions it
+        // acts on (the wire format, replies, slots, redirects, discovery) live in CounterCore.
+        .target(
+            name: "CounterRedis",
+            dependencies: [
+                "CounterCore", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The process: FastCGI workers, signals, the metrics endpoint.
         .executableTarget(
             name: "counter-fcgi",
             dependencies: [
-                "CounterCore", "CFastCGI", "CHiredis", "CEpoll",
+                "CounterCore", "CounterRedis", "CFastCGI", "CEpoll",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -241,17 +241,7 @@ case ${1:-} in
     ;;
   stop)
     # All at once: one by one, each primary would wait on shutdown for replicas that are stopping too.
-    for pidfile in "$dir"/node-*/pid; do
-      if [ -s "$pidfile" ]; then kill -TERM "$(cat "$pidfile")" 2>/dev/null || true; fi
-    done
-    # Then each is waited for (its AOF is flushed on the way out), up to 10 s, before a KILL.
-    for pidfile in "$dir"/node-*/pid; do
-      [ -s "$pidfile" ] || continue
-      pid=$(cat "$pidfile")
-      for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-      kill -KILL "$pid" 2>/dev/null || true
-      rm -f "$pidfile"
-    done
+    stop_pids TERM "$dir"/node-*/pid
     ;;
   *)
     sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2

@@ -180,22 +180,10 @@ case ${1:-} in
     esac
     ;;
   stop)
-    for i in 0 1 2; do stop_pid "$dir/sentinel-$i/pid"; done
-    # The data nodes all at once: one by one, the primary would wait on shutdown for replicas
-    # that are stopping too. Each is then waited for (its AOF flushed), up to 10 s, before a KILL.
-    for n in 0 1 2; do
-      if [ -s "$dir/node-$n/pid" ]; then
-        kill -CONT "$(cat "$dir/node-$n/pid")" 2>/dev/null || true
-        kill -TERM "$(cat "$dir/node-$n/pid")" 2>/dev/null || true
-      fi
-    done
-    for n in 0 1 2; do
-      [ -s "$dir/node-$n/pid" ] || continue
-      pid=$(cat "$dir/node-$n/pid")
-      for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-      kill -KILL "$pid" 2>/dev/null || true
-      rm -f "$dir/node-$n/pid"
-    done
+    # All at once: one by one, the primary would wait on shutdown for replicas that are stopping
+    # too, and each Sentinel takes about 2 s to exit. A Sentinel that sees the primary go first
+    # cannot act on it: it is exiting itself, and a primary needs down-after-ms to be called down.
+    stop_pids TERM "$dir"/sentinel-*/pid "$dir"/node-*/pid
     ;;
   *)
     sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2

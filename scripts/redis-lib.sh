@@ -16,17 +16,29 @@ cli() {  # PORT ARGS...: redis-cli as the operators' default user
   REDISCLI_AUTH="$(secret admin-password)" redis-cli --no-auth-warning -h 127.0.0.1 -p "$@"
 }
 
-stop_pid() {  # PIDFILE SIGNAL: the signal, up to 5 s to exit, then KILL (never a process left behind)
-  local pidfile=$1 signal=${2:-TERM} pid
-  [ -s "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+stop_pid() {  # PIDFILE SIGNAL: the signal, up to 10 s to exit, then KILL (never a process left behind)
+  stop_pids "${2:-TERM}" "$1"
+}
+
+stop_pids() {  # SIGNAL PIDFILE...: the signal to all at once, then up to 10 s for them all
+  # (Sentinel takes about 2 s; a primary stopped alone waits for its replicas; each AOF is flushed
+  # on the way out), then KILL for any left. A stopped (SIGSTOP) process is continued first.
+  local signal=$1 pidfile pid pids=()
+  shift
+  for pidfile in "$@"; do
+    [ -s "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    rm -f "$pidfile"
+    kill -0 "$pid" 2>/dev/null || continue
+    kill -CONT "$pid" 2>/dev/null || true
     kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -KILL "$pid" 2>/dev/null || true
-      for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    fi
-  fi
-  rm -f "$pidfile"
+    pids+=("$pid")
+  done
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  for _ in $(seq 200); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.05; done
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || continue
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  done
 }

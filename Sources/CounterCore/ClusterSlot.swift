@@ -14,6 +14,16 @@ public enum ClusterSlot {
         return key.withUTF8 { bytes in Int(crc16(hashTag(bytes)) & 0x3FFF) }
     }
 
+    /// The slot of `{<tagPrefix><name>}` (a named counter's keys), without building that key: it
+    /// runs for every named request in cluster mode. `tagPrefix` must hold no `}` and `name` no
+    /// `{` or `}` (the name alphabet has neither), so the hash tag is exactly the two together.
+    public static func of(tagPrefix: StaticString, _ name: String) -> Int {
+        var crc = crc16(UnsafeBufferPointer(start: tagPrefix.utf8Start, count: tagPrefix.utf8CodeUnitCount))
+        var name = name
+        name.withUTF8 { crc = crc16($0, continuing: crc) }
+        return Int(crc & 0x3FFF)
+    }
+
     /// The part of `key` that is hashed (the specification's `{...}` rule).
     static func hashTag(_ key: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
         guard let open = key.firstIndex(of: UInt8(ascii: "{")) else { return key }
@@ -23,8 +33,9 @@ public enum ClusterSlot {
     }
 
     /// CRC16/XMODEM of `bytes`, bit by bit (keys are short; a table would be 512 bytes for nothing).
-    public static func crc16(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt16 {
-        var crc: UInt16 = 0
+    /// `continuing`: the CRC of the bytes before these (CRC16 runs over a key in pieces).
+    public static func crc16(_ bytes: UnsafeBufferPointer<UInt8>, continuing start: UInt16 = 0) -> UInt16 {
+        var crc = start
         for byte in bytes {
             crc ^= UInt16(byte) << 8
             for _ in 0..<8 {

@@ -33,6 +33,13 @@ public struct ClusterSlotMap: Sendable, Equatable {
         }
     }
 
+    /// The index in ``nodes`` of the primary that serves `slot`; nil when none does. Stable
+    /// while the map lives (``move(slot:to:)`` only appends), so a client may keep per-index state.
+    public func nodeIndex(for slot: Int) -> Int? {
+        let index = owner[slot]
+        return index == ClusterSlotMap.unassigned ? nil : Int(index)
+    }
+
     /// The primary that serves `slot`; nil when none does.
     public func node(for slot: Int) -> HostPort? {
         let index = owner[slot]

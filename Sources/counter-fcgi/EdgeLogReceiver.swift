@@ -1,4 +1,5 @@
 import CounterCore
+import CounterRedis
 import Logging
 import Metrics
 import Synchronization

@@ -1,4 +1,5 @@
 import CounterCore
+import CounterRedis
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -111,7 +112,7 @@ final class FastCGIServer: Sendable {
     private func serve(workerID: Int, request: FastCGIRequest, socket: ListenSocket, poller: ConnectionPoller) {
         var logger = self.logger
         logger[metadataKey: "worker.id"] = "\(workerID)"
-        let store = RedisCounterStore(config: config, logger: logger, metrics: metrics, recovery: recovery)
+        let store = RedisCounterStore(config: config, logger: logger, metrics: metrics.redis, recovery: recovery)
         store.warmUp()
         var output: [UInt8] = []
         output.reserveCapacity(512)

@@ -1,4 +1,5 @@
 import CounterCore
+import CounterRedis
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,6 @@
 import CounterCore
+import CounterRedis
 import Metrics
-import Synchronization
 import class Prometheus.PrometheusCollectorRegistry
 import struct Prometheus.PrometheusMetricsFactory
 
@@ -9,13 +9,10 @@ import struct Prometheus.PrometheusMetricsFactory
 /// only (see nginx/counter-api.conf); the public server never routes it.
 ///
 /// Names: `counter_http_requests_total{route,status}`, `counter_http_request_duration_seconds{route}`
-/// (histogram), `counter_workers_busy`, `counter_worker_threads`, `counter_redis_connected_workers`,
-/// `counter_redis_errors_total{kind}`, `counter_redis_reconnects_total`,
+/// (histogram), `counter_workers_busy`, `counter_worker_threads`,
 /// `counter_idempotent_replays_total`, `counter_fastcgi_connections_total`,
 /// `counter_fastcgi_listener_rearm_failures_total`,
-/// `counter_build_info{version}`; with Sentinel and WAIT,
-/// `counter_redis_failovers_total`, `counter_redis_primary{address}`,
-/// `counter_redis_wait_shortfalls_total`; and what nginx answered
+/// `counter_build_info{version}`; the Redis layer's (``RedisMetrics``); and what nginx answered
 /// itself, from its edge log (``EdgeLogReceiver``): `counter_edge_requests_total{route,status}`,
 /// `counter_edge_log_dropped_total`, `counter_edge_log_invalid_total`.
 final class ServiceMetrics: Sendable {
@@ -24,21 +21,15 @@ final class ServiceMetrics: Sendable {
 
     private let registry = PrometheusCollectorRegistry()
     let busyWorkers: Meter
-    let redisConnectedWorkers: Meter
-    let redisReconnects: Counter
     let idempotentReplays: Counter
-    let waitShortfalls: Counter
-    /// Reads of a Redis Cluster's slot map (`CLUSTER SLOTS`): at start, and after redirects or a failed node.
-    let clusterMapLoads: Counter
+    /// The Redis layer's own.
+    let redis: RedisMetrics
     /// Connections accepted from nginx. With kept connections it grows only when nginx opens more
     /// than its `keepalive` cache holds: a rate near the request rate means that cache is too small.
     let connectionsAccepted: Counter
     /// Times epoll refused to watch the listening socket again; if that lasts, the process stops
     /// (a responder that cannot hear new connections must not look alive).
     let listenerRearmFailures: Counter
-    private let failovers: Counter
-    /// The primary the workers last connected to (Sentinel mode), shared by all workers.
-    private let primary = Mutex<String?>(nil)
 
     /// Bootstraps swift-metrics with the Prometheus backend; call once, at start.
     init(threads: Int) {
@@ -51,51 +42,12 @@ final class ServiceMetrics: Sendable {
         ]
         MetricsSystem.bootstrap(factory)
         busyWorkers = Meter(label: "counter_workers_busy")
-        redisConnectedWorkers = Meter(label: "counter_redis_connected_workers")
-        redisReconnects = Counter(label: "counter_redis_reconnects_total")
         idempotentReplays = Counter(label: "counter_idempotent_replays_total")
-        waitShortfalls = Counter(label: "counter_redis_wait_shortfalls_total")
-        clusterMapLoads = Counter(label: "counter_redis_cluster_map_loads_total")
-        failovers = Counter(label: "counter_redis_failovers_total")
+        redis = RedisMetrics()
         connectionsAccepted = Counter(label: "counter_fastcgi_connections_total")
         listenerRearmFailures = Counter(label: "counter_fastcgi_listener_rearm_failures_total")
         Gauge(label: "counter_worker_threads").record(threads)
         Gauge(label: "counter_build_info", dimensions: [("version", ServiceMetrics.version)]).record(1)
-    }
-
-    /// A Redis failure of one kind: `connect` (including no Sentinel naming a primary, or a node
-    /// that is not the primary), `handshake` (AUTH or SELECT refused by a passing server state),
-    /// `io` (a connection broke or was dropped), `reply` (an error reply), `config` (refused for a
-    /// reason only an operator can fix: a wrong password, an ACL permission, a missing database).
-    func redisError(_ kind: String) {
-        Counter(label: "counter_redis_errors_total", dimensions: [("kind", kind)]).increment()
-    }
-
-    /// A Redis Cluster redirect followed: `moved` (the slot lives elsewhere now) or `ask` (a slot
-    /// in migration, this key already moved). Many during a reshard, none in a settled cluster.
-    func clusterRedirect(_ kind: String) {
-        Counter(label: "counter_redis_cluster_redirects_total", dimensions: [("kind", kind)]).increment()
-    }
-
-    /// What a worker's connection to a primary meant for the whole process.
-    enum PrimaryNews { case same, first, changed(from: String) }
-
-    /// Records that a worker connected to the primary at `address` (Sentinel mode). The first
-    /// worker to see a new primary hears `.first` or `.changed` (and logs it); a change from a
-    /// known primary counts as a failover followed. `counter_redis_primary{address}` is 1 for the
-    /// current primary and 0 for earlier ones.
-    func notePrimary(_ address: String) -> PrimaryNews {
-        let previous: String?? = primary.withLock { current in
-            guard current != address else { return .none }
-            defer { current = address }
-            return .some(current)
-        }
-        guard case .some(let old) = previous else { return .same }
-        Gauge(label: "counter_redis_primary", dimensions: [("address", address)]).record(1)
-        guard let old else { return .first }
-        failovers.increment()
-        Gauge(label: "counter_redis_primary", dimensions: [("address", old)]).record(0)
-        return .changed(from: old)
     }
 
     /// The Prometheus text exposition as a response.

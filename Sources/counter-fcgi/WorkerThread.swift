@@ -1,3 +1,4 @@
+import CounterRedis
 import Synchronization
 #if canImport(Glibc)
 import Glibc

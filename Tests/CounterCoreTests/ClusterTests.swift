@@ -36,6 +36,14 @@ struct ClusterTests {
         #expect(ClusterSlot.of("api_counter") == ClusterSlot.of("{api_counter}:idempotency:ci:k-1"))
     }
 
+    @Test func aNamesSlotWithoutItsKeyIsItsKeysSlot() {
+        for text in ["a", "billing:acme", "x.y_z-0", String(repeating: "n", count: CounterName.maxLength)] {
+            guard let name = CounterName(text) else { continue }
+            #expect(name.slot == ClusterSlot.of(name.storageKey), "\(text)")
+        }
+        #expect(CounterName("billing")!.slot == ClusterSlot.of("c:billing"))
+    }
+
     let here = HostPort(host: "10.0.0.9", port: 7000)
 
     @Test func redirectsAreParsed() {
@@ -72,11 +80,14 @@ struct ClusterTests {
         map.move(slot: 100, to: HostPort(host: "127.0.0.1", port: 7009))
         #expect(map.node(for: 100) == HostPort(host: "127.0.0.1", port: 7009) && map.node(for: 101) == HostPort(host: "127.0.0.1", port: 7000))
         #expect(map.servingNodes.count == 4)
+        // Indices into `nodes` stay put when a MOVED adds a node.
+        #expect(map.nodeIndex(for: 0) == 0 && map.nodeIndex(for: 5461) == 1 && map.nodeIndex(for: 100) == 3)
+        #expect(map.nodes[3] == HostPort(host: "127.0.0.1", port: 7009))
     }
 
     @Test func partialAndBrokenMaps() {
         let partial = ClusterSlotMap(clusterSlots: .array([.array([.integer(0), .integer(99), node("a", 1)])]), from: here)
-        #expect(partial?.assignedSlots == 100 && partial?.node(for: 100) == nil)
+        #expect(partial?.assignedSlots == 100 && partial?.node(for: 100) == nil && partial?.nodeIndex(for: 100) == nil)
         #expect(ClusterSlotMap(clusterSlots: .array([]), from: here)?.assignedSlots == 0)
         for broken: RedisReply in [.error("ERR This instance has cluster support disabled"), .null,
                                    .array([.array([.integer(5), .integer(4), node("a", 1)])]),

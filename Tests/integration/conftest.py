@@ -293,7 +293,10 @@ class Nginx:
                     "METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
                     "FCGI_LISTEN": f"unix:{socket_path}", "API_KEY": KEY_ADMIN, "API_KEY_NAME": "admin",
                     "API_KEYS_FILE": str(self.keys_file), "ACCESS_LOG": str(self.access_log),
-                    "RATE_LIMIT_PER_KEY": "10000r/s", "RATE_LIMIT_PER_ADDRESS": "10000r/s",
+                    # Limits far above any test's load, bursts too: requests that queue behind a
+                    # stall (a failover, a reshard) arrive at once when it ends.
+                    "RATE_LIMIT_PER_KEY": "10000r/s", "RATE_LIMIT_PER_KEY_BURST": "10000",
+                    "RATE_LIMIT_PER_ADDRESS": "10000r/s", "RATE_LIMIT_PER_ADDRESS_BURST": "10000",
                     "RATE_LIMIT_BAD_KEY": "10000r/s", "FASTCGI_TIMEOUT": "3s"}
         self.env.update(env or {})
         self.proc = None

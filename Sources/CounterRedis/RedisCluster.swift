@@ -9,10 +9,13 @@ import Logging
 final class RedisCluster {
     private let config: Config
     private let logger: Logger
-    private let metrics: ServiceMetrics
+    private let metrics: RedisMetrics
     private let recovery: RedisRecovery
     private var map: ClusterSlotMap?
     private var sessions: [HostPort: RedisSession] = [:]
+    /// The sessions again, by the map's node index (``ClusterSlotMap/nodeIndex(for:)``): the
+    /// per-request lookup is an array read, not a hash of the node's address. Rebuilt with the map.
+    private var byIndex: [RedisSession?] = []
     /// The map is read again at the next request after this (monotonic ns); 0: not due.
     private var refreshDue: UInt64 = 0
     private var lastLoad: UInt64 = 0
@@ -22,26 +25,38 @@ final class RedisCluster {
     /// request) must not turn into a `CLUSTER SLOTS` per request.
     static let minimumReloadNS: UInt64 = 100_000_000
 
-    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery) {
+    init(config: Config, logger: Logger, metrics: RedisMetrics, recovery: RedisRecovery) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
         self.recovery = recovery
     }
 
-    /// The primary that serves `slot`, reading the map first when there is none yet or it is due.
-    func node(forSlot slot: Int) throws(CounterError) -> HostPort {
+    /// The primary that serves `slot` and its session, reading the map first when there is none
+    /// yet or it is due.
+    func target(forSlot slot: Int) throws(CounterError) -> (node: HostPort, session: RedisSession) {
         try ensureMap()
-        guard let node = map?.node(for: slot) else {
+        guard let map, let index = map.nodeIndex(for: slot) else {
             throw .unavailable(reason: "no node serves slot \(slot) (the cluster is being formed or has lost a shard)")
         }
-        return node
+        if index < byIndex.count, let known = byIndex[index] { return (map.nodes[index], known) }
+        let node = map.nodes[index]
+        let made = session(for: node)
+        if byIndex.count < map.nodes.count { byIndex += Array(repeating: nil, count: map.nodes.count - byIndex.count) }
+        byIndex[index] = made
+        return (node, made)
     }
 
-    /// Reads the map when there is none yet or a reread is due.
+    /// The primary that serves `slot` (see ``target(forSlot:)``).
+    func node(forSlot slot: Int) throws(CounterError) -> HostPort {
+        try target(forSlot: slot).node
+    }
+
+    /// Reads the map when there is none yet or a reread is due (the clock is read only then).
     private func ensureMap() throws(CounterError) {
+        guard map == nil || refreshDue != 0 else { return }
         let now = MonotonicClock.now()
-        guard map == nil || (refreshDue != 0 && now >= refreshDue) else { return }
+        guard map == nil || now >= refreshDue else { return }
         do {
             try load(now: now)
         } catch {
@@ -130,6 +145,7 @@ final class RedisCluster {
             // Sessions of nodes that left the map are closed (a removed node, a demoted primary).
             let serving = Set(fresh.servingNodes)
             for node in sessions.keys where !serving.contains(node) { sessions[node] = nil }
+            byIndex = fresh.nodes.map { sessions[$0] }
             return
         }
         scheduleReload()

@@ -8,15 +8,15 @@ import Logging
 final class RedisSession {
     private let config: Config
     private let logger: Logger
-    private let metrics: ServiceMetrics
+    private let metrics: RedisMetrics
     private let source: RedisEndpointSource
     private let recovery: RedisRecovery
     private let policy = ReconnectPolicy()
     private var connection: RedisConnection? {
         didSet {
             // The gauge of workers with a live Redis connection follows every change.
-            if oldValue == nil, connection != nil { metrics.redisConnectedWorkers.increment() }
-            if oldValue != nil, connection == nil { metrics.redisConnectedWorkers.decrement() }
+            if oldValue == nil, connection != nil { metrics.connectedWorkers.increment() }
+            if oldValue != nil, connection == nil { metrics.connectedWorkers.decrement() }
         }
     }
     private var failures = 0
@@ -43,7 +43,7 @@ final class RedisSession {
 
     /// A session to the Redis the settings name: the fixed address, or Sentinel's primary; or,
     /// with `node`, to that cluster node.
-    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery, node: HostPort? = nil) {
+    init(config: Config, logger: Logger, metrics: RedisMetrics, recovery: RedisRecovery, node: HostPort? = nil) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
@@ -101,7 +101,7 @@ final class RedisSession {
                     logger.warning("redis primary changed", metadata: ["redis.primary": "\(target)", "redis.previous_primary": "\(old)"])
                 }
             }
-            if wasConnected, !quietReplacement { metrics.redisReconnects.increment() }
+            if wasConnected, !quietReplacement { metrics.reconnects.increment() }
             quietReplacement = false
             if failures > 0 || !wasConnected {
                 logger.info("redis connected", metadata: ["redis": "\(target)", "redis.failed_attempts": "\(failures)"])
@@ -128,7 +128,7 @@ final class RedisSession {
                 throw .misconfigured(reason: reason)
             }
             misconfiguration = nil
-            if case .handshake = error { metrics.redisError("handshake") } else { metrics.redisError("connect") }
+            if case .handshake = error { metrics.error("handshake") } else { metrics.error("connect") }
             if failures == 1 {
                 logger.warning("redis connect failed", metadata: metadata)
             } else {
@@ -143,7 +143,7 @@ final class RedisSession {
     func disconnect(reason: RedisError) {
         guard connection != nil else { return }
         connection = nil
-        metrics.redisError("io")
+        metrics.error("io")
         logger.warning("redis disconnected", metadata: ["redis": "\(endpoint)", "redis.error": "\(reason)"])
         failures += 1
         lastFailure = MonotonicClock.now()
@@ -153,7 +153,7 @@ final class RedisSession {
     /// Counts a configuration error (`counter_redis_errors_total{kind="config"}`) and logs it at
     /// most once per worker every 10 s, with how many were not logged in between.
     func reportConfigurationError(metadata: Logger.Metadata) {
-        metrics.redisError("config")
+        metrics.error("config")
         guard let held = configErrorLog.admit(now: MonotonicClock.now()) else { return }
         var details = metadata
         details["redis.errors_not_logged"] = "\(held)"

@@ -9,17 +9,18 @@ import Logging
 /// `REDIS_WAIT_REPLICAS=N` every write goes out with `WAIT N timeout` in the same round trip and is
 /// answered 200 only when N replicas acknowledged it; fewer is a 503 (the outcome is unknown: a
 /// retry with the same Idempotency-Key is safe).
-final class RedisCounterStore: CounterStore {
+public final class RedisCounterStore: CounterStore {
     private let config: Config
     private let logger: Logger
-    private let metrics: ServiceMetrics
-    private let session: RedisSession
+    private let metrics: RedisMetrics
+    /// The one Redis (a fixed address, or the primary Sentinel names); nil in cluster mode.
+    private let session: RedisSession?
     /// Set in cluster mode (`REDIS_CLUSTER_NODES`): commands go to the node of their key's slot.
     private let cluster: RedisCluster?
     /// The default counter's slot (its records share it through the `{...}` hash tag).
     private let counterSlot: Int
     /// The session that ran the last command: the one a reply's consequences apply to.
-    private var lastSession: RedisSession
+    private var lastSession: RedisSession?
     private let asking = RedisCommand(["ASKING"])
 
     private let get: RedisCommand
@@ -28,13 +29,18 @@ final class RedisCounterStore: CounterStore {
     private let pingCommand: RedisCommand
     private let wait: RedisCommand?
 
-    init(config: Config, logger: Logger, metrics: ServiceMetrics, recovery: RedisRecovery) {
+    public init(config: Config, logger: Logger, metrics: RedisMetrics, recovery: RedisRecovery) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
-        session = RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery)
+        if config.clusterNodes == nil {
+            session = RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery)
+            cluster = nil
+        } else {
+            session = nil
+            cluster = RedisCluster(config: config, logger: logger, metrics: metrics, recovery: recovery)
+        }
         lastSession = session
-        cluster = config.clusterNodes == nil ? nil : RedisCluster(config: config, logger: logger, metrics: metrics, recovery: recovery)
         counterSlot = ClusterSlot.of(config.counterKey)
         get = RedisCommand(["GET", config.counterKey])
         incr = RedisCommand(["INCR", config.counterKey])
@@ -45,11 +51,11 @@ final class RedisCounterStore: CounterStore {
     }
 
     /// Connects ahead of the first request; failure is only logged (the service starts anyway).
-    func warmUp() {
+    public func warmUp() {
         if let cluster {
-            _ = try? cluster.session(for: cluster.node(forSlot: counterSlot)).connected()
+            _ = try? cluster.target(forSlot: counterSlot).session.connected()
         } else {
-            _ = try? session.connected()
+            _ = try? session?.connected()
         }
     }
 
@@ -61,7 +67,14 @@ final class RedisCounterStore: CounterStore {
         case named(CounterName)
     }
 
-    func read() throws(CounterError) -> Int64 {
+    private func slot(of owner: KeyOwner) -> Int {
+        switch owner {
+        case .defaultCounter: counterSlot
+        case .named(let name): name.slot
+        }
+    }
+
+    public func read() throws(CounterError) -> Int64 {
         switch try execute(get, for: .defaultCounter, idempotent: true) {
         case .null:
             return 0
@@ -76,7 +89,7 @@ final class RedisCounterStore: CounterStore {
         }
     }
 
-    func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+    public func increment(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentWrite(.increment, idempotency, now: now) }
         switch try execute(incr, for: .defaultCounter, idempotent: false, write: true) {
         case .integer(let value):
@@ -86,7 +99,7 @@ final class RedisCounterStore: CounterStore {
         }
     }
 
-    func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+    public func reset(idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentWrite(.reset, idempotency, now: now) }
         switch try execute(setZero, for: .defaultCounter, idempotent: true, write: true) {
         case .status: return WriteOutcome(value: 0, replayed: false, timestamp: now)
@@ -121,24 +134,17 @@ final class RedisCounterStore: CounterStore {
         }
     }
 
-    /// Each script's SHA1 once loaded into the current server; nil until then, or after NOSCRIPT.
-    private var loadedSHAs: (original: String?, named: String?) = (nil, nil)
+    /// Each script's SHA1, learnt from the first `SCRIPT LOAD`; nil until then. The SHA1 of a
+    /// script is the same on every server, so it is never forgotten: a server that lacks the
+    /// script (a restart, `SCRIPT FLUSH`, another cluster node) answers NOSCRIPT and ``execute``
+    /// loads it there.
+    private var shas: (original: String?, named: String?) = (nil, nil)
 
     /// Runs a write-once script with two keys and `arguments` (its KEYS then ARGV) and returns
-    /// its answer: whether it replayed a record, and the record. The script is loaded once per
-    /// server; if Redis lost it (a restart, `SCRIPT FLUSH`: NOSCRIPT, nothing ran) it is loaded
-    /// again and the call repeated once.
+    /// its answer: whether it replayed a record, and the record.
     private func writeOnce(_ script: WriteScript, for owner: KeyOwner, _ arguments: [String]) throws(CounterError) -> (replayed: Bool, record: String) {
-        var reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true,
+        let reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true,
                                 write: true, script: script.source)
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            switch script {
-            case .original: loadedSHAs.original = nil
-            case .named: loadedSHAs.named = nil
-            }
-            reply = try execute(RedisCommand(["EVALSHA", try sha(of: script, for: owner), "2"] + arguments), for: owner, idempotent: true,
-                                write: true, script: script.source)
-        }
         guard case .array(let items) = reply else { throw classify(reply, command: "EVALSHA") }
         guard items.count == 2, case .integer(let replayed) = items[0], case .string(let record) = items[1] else {
             throw classify(.error("malformed idempotency record"), command: "EVALSHA")
@@ -146,28 +152,22 @@ final class RedisCounterStore: CounterStore {
         return (replayed == 1, String(decoding: record, as: UTF8.self))
     }
 
-    /// The script's SHA1, loading it (on the node of `owner`'s slot, in a cluster) when not known.
-    /// The SHA1 is the same on every server; a cluster node that lacks the script answers
-    /// NOSCRIPT, and it is loaded there.
+    /// The script's SHA1, loading it (where `owner`'s keys live) the first time.
     private func sha(of script: WriteScript, for owner: KeyOwner) throws(CounterError) -> String {
         switch script {
-        case .original: if let sha = loadedSHAs.original { return sha }
-        case .named: if let sha = loadedSHAs.named { return sha }
+        case .original: if let sha = shas.original { return sha }
+        case .named: if let sha = shas.named { return sha }
         }
-        let sha = try load(script.source, for: owner)
-        switch script {
-        case .original: loadedSHAs.original = sha
-        case .named: loadedSHAs.named = sha
-        }
-        return sha
-    }
-
-    /// Loads `script` into the server (SCRIPT LOAD) and returns its SHA1.
-    private func load(_ script: String, for owner: KeyOwner) throws(CounterError) -> String {
-        switch try execute(RedisCommand(["SCRIPT", "LOAD", script]), for: owner, idempotent: true) {
-        case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
+        let sha: String
+        switch try execute(RedisCommand(["SCRIPT", "LOAD", script.source]), for: owner, idempotent: true) {
+        case .string(let bytes): sha = String(decoding: bytes, as: UTF8.self)
         case let other: throw classify(other, command: "SCRIPT LOAD")
         }
+        switch script {
+        case .original: shas.original = sha
+        case .named: shas.named = sha
+        }
+        return sha
     }
 
     // MARK: Named counters
@@ -184,7 +184,7 @@ final class RedisCounterStore: CounterStore {
         return RedisCommand(encoded: commandBuffer)
     }
 
-    func value(of name: CounterName) throws(CounterError) -> Int64? {
+    public func value(of name: CounterName) throws(CounterError) -> Int64? {
         switch try execute(command("GET", name), for: .named(name), idempotent: true) {
         case .null:
             return nil
@@ -201,7 +201,7 @@ final class RedisCounterStore: CounterStore {
 
     /// Without an idempotency key: one command (INCRBY and DECRBY never retried after a broken
     /// connection, SET and DEL are); with one, the write-once script (``NamedRecord``).
-    func apply(_ write: NamedWrite, to name: CounterName, idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
+    public func apply(_ write: NamedWrite, to name: CounterName, idempotency: IdempotencyKey?, now: Timestamp) throws(CounterError) -> WriteOutcome {
         if let idempotency { return try idempotentApply(write, name, idempotency, now: now) }
         let reply: RedisReply
         switch write {
@@ -228,12 +228,12 @@ final class RedisCounterStore: CounterStore {
 
     /// SCAN calls one listing request makes at most: a sparse prefix in a large keyspace then
     /// returns a short page with a cursor, rather than holding a worker for a full scan.
-    static let maxScansPerPage = 64
+    public static let maxScansPerPage = 64
 
     /// A page of counters: SCAN over the one Redis, or over each primary of a cluster in turn
     /// (the cursor says which), then the values of the keys found, read from where they were
     /// found. A cursor whose node is gone (the cluster shrank between two pages) ends the listing.
-    func list(prefix: CounterPrefix, limit: Int, cursor: String) throws(CounterError) -> CounterPage {
+    public func list(prefix: CounterPrefix, limit: Int, cursor: String) throws(CounterError) -> CounterPage {
         guard var position = ListCursor(cursor) else { throw .invalidCursor }
         let nodes: [HostPort?] = try cluster?.servingNodes() ?? [nil]
         if cluster == nil, position.node != 0 { throw .invalidCursor }
@@ -329,7 +329,7 @@ final class RedisCounterStore: CounterStore {
         return replies.map { if case .error = $0 { .null } else { $0 } }
     }
 
-    func ping() throws(CounterError) {
+    public func ping() throws(CounterError) {
         switch try execute(pingCommand, for: .defaultCounter, idempotent: true) {
         case .status: return
         case let other: throw classify(other, command: "PING")
@@ -340,49 +340,51 @@ final class RedisCounterStore: CounterStore {
     /// cluster on the primary of the key's slot, following `MOVED` (the map is updated; the
     /// command is sent again there: the node that redirected did not run it, so even an `INCR`
     /// may be) and `ASK` (this one command to that node, after `ASKING`), at most 5 times.
-    /// `script`: the source of the script an `EVALSHA` runs. A cluster node that lacks it (one
-    /// the worker reaches only through `ASK`, or one restarted) answers NOSCRIPT: it is loaded on
-    /// that very node and the command sent again, once.
+    /// `script`: the source of the script an `EVALSHA` runs. A server that lacks it (restarted,
+    /// flushed, or a cluster node the worker reaches only through `ASK`) answers NOSCRIPT, having
+    /// run nothing: it is loaded on that very server and the command sent again, once.
     private func execute(_ command: RedisCommand, for owner: KeyOwner, idempotent: Bool, write: Bool = false,
                          script: String? = nil) throws(CounterError) -> RedisReply {
-        guard let cluster else {
-            return try run(command, on: session, idempotent: idempotent, write: write, asking: false)
-        }
-        let slot: Int
-        switch owner {
-        case .defaultCounter: slot = counterSlot
-        case .named(let name): slot = ClusterSlot.of(name.storageKey)
-        }
         var askTarget: HostPort?
         var loadedScript = false
         for _ in 0..<5 {
-            let node: HostPort
-            if let askTarget { node = askTarget } else { node = try cluster.node(forSlot: slot) }
-            let target = cluster.session(for: node)
-            lastSession = target
-            do throws(CounterError) {
-                _ = try target.connected()
-            } catch {
-                // Nothing was sent. A removed node, or a primary just failed: if the map, read
-                // again, names another node for the slot, the command goes there.
-                cluster.nodeFailed()
-                if askTarget == nil, cluster.reloadNow(), let fresh = try? cluster.node(forSlot: slot), fresh != node { continue }
-                throw error
+            let target: RedisSession
+            var node: HostPort?
+            var connection: RedisConnection?
+            if let cluster {
+                let slot = slot(of: owner)
+                let chosen = if let askTarget { (node: askTarget, session: cluster.session(for: askTarget)) } else { try cluster.target(forSlot: slot) }
+                lastSession = chosen.session
+                do throws(CounterError) {
+                    connection = try chosen.session.connected()
+                } catch {
+                    // Nothing was sent. A removed node, or a primary just failed: if the map, read
+                    // again, names another node for the slot, the command goes there.
+                    cluster.nodeFailed()
+                    if askTarget == nil, cluster.reloadNow(), let fresh = try? cluster.node(forSlot: slot), fresh != chosen.node { continue }
+                    throw error
+                }
+                (target, node) = (chosen.session, chosen.node)
+            } else if let session {
+                target = session
+            } else {
+                preconditionFailure("a store has a session or a cluster")
             }
             let reply: RedisReply
             do throws(CounterError) {
-                reply = try run(command, on: target, idempotent: idempotent, write: write, asking: askTarget != nil)
+                reply = try run(command, on: target, idempotent: idempotent, write: write, asking: askTarget != nil, connection: connection)
             } catch {
-                cluster.nodeFailed()
+                cluster?.nodeFailed()
                 throw error
             }
             guard case .error(let message) = reply else { return reply }
             if let script, !loadedScript, message.hasPrefix("NOSCRIPT") {
                 loadedScript = true
-                _ = try run(RedisCommand(["SCRIPT", "LOAD", script]), on: target, idempotent: true, write: false, asking: false)
-                continue  // the same node: an ASK target is kept, the map still names this one
+                let loaded = try run(RedisCommand(["SCRIPT", "LOAD", script]), on: target, idempotent: true, write: false, asking: false)
+                if case .error = loaded { return loaded }
+                continue  // the same server: an ASK target is kept, the map still names this one
             }
-            guard let redirect = ClusterRedirect(error: message, from: node) else { return reply }
+            guard let cluster, let node, let redirect = ClusterRedirect(error: message, from: node) else { return reply }
             switch redirect {
             case .moved(let movedSlot, let to):
                 metrics.clusterRedirect("moved")
@@ -393,7 +395,7 @@ final class RedisCounterStore: CounterStore {
                 askTarget = to
             }
         }
-        throw .unavailable(reason: "slot \(slot) was still redirected after 5 tries")
+        throw .unavailable(reason: "slot \(slot(of: owner)) was still redirected after 5 tries")
     }
 
     /// Runs `command` on `session`'s healthy connection. An idempotent command whose connection
@@ -401,12 +403,21 @@ final class RedisCounterStore: CounterStore {
     /// the connection broke and a retry could count twice. A write is followed by `WAIT` in the
     /// same round trip when replicas must acknowledge it; too few acknowledgements is a 503. With
     /// `asking`, `ASKING` goes first in the same round trip (a cluster slot in migration).
-    private func run(_ command: RedisCommand, on session: RedisSession, idempotent: Bool, write: Bool, asking: Bool) throws(CounterError) -> RedisReply {
+    /// `connection`: the session's connection when the caller has just checked it (not asked again).
+    private func run(_ command: RedisCommand, on session: RedisSession, idempotent: Bool, write: Bool, asking: Bool,
+                     connection: RedisConnection? = nil) throws(CounterError) -> RedisReply {
         lastSession = session
         var attempts = idempotent ? 2 : 1
         let waits = write && wait != nil
+        var checked = connection
         while true {
-            let current = try session.connected()
+            let current: RedisConnection
+            if let given = checked {
+                current = given
+                checked = nil
+            } else {
+                current = try session.connected()
+            }
             let replies: [RedisReply]
             do {
                 if !waits && !asking {
@@ -440,7 +451,7 @@ final class RedisCounterStore: CounterStore {
             metrics.waitShortfalls.increment()
             logger.warning("write not acknowledged by enough replicas", metadata: [
                 "redis.replicas_acknowledged": "\(acknowledged)", "redis.replicas_required": "\(required)",
-                "redis": "\(lastSession.endpoint)",
+                "redis": "\(lastSession.map { "\($0.endpoint)" } ?? "-")",
             ])
             throw .unavailable(reason: "WAIT: \(acknowledged) of \(required) replicas acknowledged")
         case nil:
@@ -453,37 +464,37 @@ final class RedisCounterStore: CounterStore {
     /// when it cannot be used again.
     private func classify(_ reply: RedisReply, command: String) -> CounterError {
         guard case .error(let message) = reply else {
-            metrics.redisError("reply")
+            metrics.error("reply")
             logger.error("unexpected redis reply", metadata: ["redis.command": "\(command)", "redis.reply": "\(reply)"])
             return .unexpected(message: "\(reply)")
         }
         let metadata: Logger.Metadata = ["redis.command": "\(command)", "redis.error": "\(message)"]
         // In a cluster a node may have been demoted or failed over: act as with Sentinel.
         switch RedisErrorReply(message: message, authenticates: config.redisPassword != nil,
-                               followsFailover: lastSession.followsSentinel || cluster != nil) {
+                               followsFailover: lastSession?.followsSentinel == true || cluster != nil) {
         case .overflow:
             return .overflow
         case .corruptValue:
-            metrics.redisError("reply")
+            metrics.error("reply")
             logger.error("counter value is not a 64-bit integer", metadata: ["redis.key": "\(config.counterKey)", "redis.error": "\(message)"])
             return .corruptValue
         case .transient:
-            metrics.redisError("reply")
+            metrics.error("reply")
             logger.warning("redis refused a command", metadata: metadata)
             return .unavailable(reason: message)
         case .reconnect:
             // Counted, logged and backed off like any broken connection; with Sentinel the next
             // connection goes wherever the primary is now.
-            lastSession.disconnect(reason: .io(message))
+            lastSession?.disconnect(reason: .io(message))
             cluster?.nodeFailed()
             return .unavailable(reason: message)
         case .misconfigured:
             // Every request fails the same way until an operator acts: counted each time, logged
             // at most every 10 s per worker.
-            lastSession.reportConfigurationError(metadata: metadata)
+            lastSession?.reportConfigurationError(metadata: metadata)
             return .misconfigured(reason: message)
         case .unexpected:
-            metrics.redisError("reply")
+            metrics.error("reply")
             logger.error("redis error reply", metadata: metadata)
             return .unexpected(message: message)
         }

@@ -6,8 +6,10 @@ import Synchronization
 /// so after a failover the service comes back with its first good answer, not worker by worker.
 /// Written once per new connection and read only when a worker has no connection: nothing on the
 /// steady path.
-final class RedisRecovery: Sendable {
+public final class RedisRecovery: Sendable {
     private let last = Atomic<UInt64>(0)
+
+    public init() {}
 
     var recoveredAt: UInt64 { last.load(ordering: .acquiring) }
 

@@ -3,8 +3,8 @@ import Glibc
 #endif
 
 /// Monotonic time in nanoseconds, for deadlines and durations (never jumps with the wall clock).
-enum MonotonicClock {
-    static func now() -> UInt64 {
+public enum MonotonicClock {
+    public static func now() -> UInt64 {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
