@@ -12,7 +12,8 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, checkov, free_port, wait_for
+from conftest import KEY_ADMIN, ROOT, checkov, free_port, wait_for
+from test_sentinel import free_block
 from valuesmerge import helm_merge
 
 VENV = ROOT / ".tools" / "venv" / "bin"
@@ -126,7 +127,7 @@ def test_every_values_file_renders_validates_and_passes_checkov(tmp, profile):
     ({"app": {"threads": "16"}}, "/app/threads"),
     ({"app": {"treads": 16}}, "'treads' not allowed"),
     ({"nginx": {"rateLimits": {"perKey": "fast"}}}, "/nginx/rateLimits/perKey"),
-    ({"redis": {"mode": "cluster"}}, "/redis/mode"),
+    ({"redis": {"mode": "replicated"}}, "/redis/mode"),
     ({"ingress": {"aws": {"sslPolicy": "ELBSecurityPolicy-2016-08"}}}, "/ingress/aws/sslPolicy"),
     ({"image": {"app": {"digest": "sha256:abc"}}}, "/image/app/digest"),
     ({"monitoring": {"enabled": True}}, "'enabled' not allowed"),
@@ -772,3 +773,181 @@ def test_sentinel_pods_start_as_primary_or_replica_as_the_sentinels_say(tmp, pod
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def cluster_objects(**cluster):
+    return objects(render({"redis": {"mode": "cluster", "existingSecret": "", "cluster": cluster}}))
+
+
+def test_cluster_mode_renders_the_nodes_a_forming_job_and_the_app_follows_them(tmp):
+    docs = cluster_objects()
+    sts = find(docs, "StatefulSet", "counter-api-redis")
+    assert sts["spec"]["replicas"] == 6 and sts["spec"]["podManagementPolicy"] == "Parallel"
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert {p["containerPort"] for p in pod["containers"][0]["ports"]} == {6379, 16379}
+    service = find(docs, "Service", "counter-api-redis-nodes")["spec"]
+    assert service["publishNotReadyAddresses"] is True and {p["port"] for p in service["ports"]} == {6379, 16379}
+    assert find(docs, "PodDisruptionBudget", "counter-api-redis")["spec"]["maxUnavailable"] == 1
+    nodes = [f"counter-api-redis-{i}.counter-api-redis-nodes.counter-api.svc:6379" for i in range(6)]
+    app = env(container(docs, "counter-fcgi"))
+    assert "REDIS_HOST" not in app and app["REDIS_CLUSTER_NODES"].split(",") == nodes and app["REDIS_WAIT_REPLICAS"] == "1"
+    job = find(docs, "Job", "counter-api-redis-form")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert env(job["spec"]["template"]["spec"]["containers"][0])["NODES"].split() == nodes
+    # The nodes reach each other on both ports, the Job reaches them, and nothing else is opened.
+    ingress = find(docs, "NetworkPolicy", "counter-api-redis-from-api")["spec"]["ingress"]
+    assert [sorted(p["port"] for p in rule["ports"]) for rule in ingress] == [[6379], [6379, 16379], [6379]]
+    assert ingress[2]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis-form"
+    peers = find(docs, "NetworkPolicy", "counter-api-redis-to-peers-and-dns")["spec"]["egress"][0]["ports"]
+    assert {p["port"] for p in peers} == {6379, 16379}
+    assert find(docs, "NetworkPolicy", "counter-api-redis-form-to-nodes-and-dns")
+    validate_strictly(docs, tmp / "cluster.yaml")
+    # Fewer than three primaries (the schema: a majority of primaries fails one over, and
+    # redis-cli forms no cluster with fewer), or more replicas to wait for than a shard has.
+    for values, message in [({"primaries": 2}, "/redis/cluster/primaries': minimum: got 2, want 3"),
+                            ({"replicasPerPrimary": 0}, "redis.cluster.waitReplicas (1) needs that many replicas per primary")]:
+        code, out = helm("render", json.dumps({"redis": {"mode": "cluster", "existingSecret": "", "cluster": values}}),
+                         "counter-api", "counter-api")
+        assert code != 0 and message in str(out), out
+    assert find(cluster_objects(primaries=4, replicasPerPrimary=2), "StatefulSet", "counter-api-redis")["spec"]["replicas"] == 12
+
+
+class ChartClusterNodes:
+    """The chart's Redis Cluster pods, run here: the rendered ConfigMap's start script with the
+    StatefulSet's environment, real redis-servers on loopback (ports instead of pod names), and the
+    forming Job's script with its environment."""
+
+    def __init__(self, tmp, count=6):
+        docs = cluster_objects()
+        self.cm = find(docs, "ConfigMap", "counter-api-redis-config")["data"]
+        self.spec = find(docs, "StatefulSet", "counter-api-redis")["spec"]["template"]["spec"]["containers"][0]
+        self.job = env(find(docs, "Job", "counter-api-redis-form")["spec"]["template"]["spec"]["containers"][0])
+        self.tmp, self.count = tmp, count
+        self.port = free_block(count, low=12000, shifted=10000)
+        self.config, self.secrets = tmp / "config", tmp / "secret"
+        for d in (self.config, self.secrets):
+            d.mkdir()
+        for name, text in self.cm.items():
+            (self.config / name).write_text(text)
+        # Loopback only, here (the pods listen on their pod network).
+        (self.config / "redis.conf").write_text(self.cm["redis.conf"] + "bind 127.0.0.1 -::1\n")
+        for name in ("password", "admin-password"):
+            (self.secrets / name).write_text(f"{name}-value\n")
+        self.procs = {}
+
+    def nodes(self):
+        return [f"localhost:{self.port + i}" for i in range(self.count)]
+
+    def start(self, i):
+        data, run = self.tmp / f"data-{i}", self.tmp / f"run-{i}"
+        data.mkdir(exist_ok=True)
+        run.mkdir(exist_ok=True)
+        moved = {"/etc/counter-redis": str(self.config), "/etc/redis-secret": str(self.secrets), "/run/redis": str(run),
+                 "/data": str(data)}
+        node_env = {"PATH": "/usr/bin:/bin", "PORT": str(self.port + i)}
+        for item in self.spec["env"]:
+            if "value" in item:
+                value = item["value"]
+                for old, new in moved.items():
+                    value = value.replace(old, new)
+                node_env[item["name"]] = value
+        node_env["SELF"] = "localhost"  # the pod's name on the headless Service, here
+        self.procs[i] = subprocess.Popen(["sh", str(self.config / "redis-cluster-node.sh")], env=node_env,
+                                         stdout=open(run / "out.log", "w"), stderr=subprocess.STDOUT)
+
+    def stop(self, i):
+        proc = self.procs.pop(i)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def form(self):
+        job_env = {**self.job, "PATH": "/usr/bin:/bin", "NODES": " ".join(self.nodes()), "WAIT_SECONDS": "60",
+                   "ADMIN_PASSWORD_FILE": str(self.secrets / "admin-password")}
+        return subprocess.run(["sh", str(self.config / "redis-cluster-form.sh")], env=job_env, capture_output=True,
+                              text=True, timeout=120)
+
+    def cli(self, i, *args):
+        return subprocess.run(["redis-cli", "--no-auth-warning", "-p", str(self.port + i), *args],
+                              env={"PATH": "/usr/bin:/bin", "REDISCLI_AUTH": "admin-password-value"},
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def close(self):
+        for i in list(self.procs):
+            self.stop(i)
+
+
+@pytest.fixture
+def chart_cluster(tmp):
+    nodes = ChartClusterNodes(tmp)
+    try:
+        yield nodes
+    finally:
+        nodes.close()
+
+
+def test_cluster_pods_form_once_serve_counters_and_rejoin_after_their_addresses_change(chart_cluster, start_stack):
+    nodes = chart_cluster
+    for i in range(nodes.count):
+        nodes.start(i)
+    formed = nodes.form()
+    assert formed.returncode == 0 and "forming: 6 nodes, 1 replica(s) per primary" in formed.stderr, formed.stderr
+    assert "cluster_state:ok" in nodes.cli(0, "CLUSTER", "INFO")
+    # Clients are told names, not addresses.
+    assert all(line.split()[1].endswith(",localhost") for line in nodes.cli(0, "CLUSTER", "NODES").splitlines())
+    # The Job again (every upgrade): it checks and changes nothing.
+    again = nodes.form()
+    assert again.returncode == 0 and "formed already" in again.stderr and "forming" not in again.stderr, again.stderr
+
+    stack = start_stack(responder_env={"REDIS_HOST": "", "REDIS_CLUSTER_NODES": ",".join(nodes.nodes()),
+                                       "REDIS_USERNAME": "counter", "REDIS_PASSWORD": "password-value",
+                                       "REDIS_WAIT_REPLICAS": nodes.job["REPLICAS"]})
+    names = [f"pod:{i}" for i in range(30)]
+    for n, name in enumerate(names):
+        reply = stack.curl("POST", f"/v1/counters/{name}/increment?by={n + 1}", KEY_ADMIN)
+        assert reply.status == 200, reply
+    holders = {i for i in range(nodes.count) if int(nodes.cli(i, "DBSIZE") or 0) > 0 and "role:master" in nodes.cli(i, "INFO", "replication")}
+    assert len(holders) == 3, "the counters are spread over the three primaries"
+
+    # Every pod restarted with a new address: here, each node's record of the others is made stale
+    # (127.0.0.9, where nothing listens); the start script takes the addresses from the names again.
+    for i in range(nodes.count):
+        nodes.stop(i)
+    for i in range(nodes.count):
+        conf = nodes.tmp / f"data-{i}" / "nodes.conf"
+        conf.write_text(conf.read_text().replace("127.0.0.1:", "127.0.0.9:"))
+    for i in range(nodes.count):
+        nodes.start(i)
+
+    def linked(i):
+        # Every node seen at its real address, its link up (a node's own view of "ok" right after a
+        # restart is only its saved state).
+        lines = nodes.cli(i, "CLUSTER", "NODES").splitlines()
+        return len(lines) == nodes.count and all(
+            " 127.0.0.1:" in line and line.split()[7] == "connected" and "fail" not in line.split()[2] for line in lines)
+    wait_for(lambda: all(linked(i) for i in range(nodes.count)), timeout=30, what="the restarted nodes to find each other")
+    assert "127.0.0.9" not in (nodes.tmp / "data-0" / "nodes.conf").read_text()
+    # The app's connections all broke meanwhile: each worker is back within its reconnect backoff.
+    for n, name in enumerate(names):
+        replies = []
+        wait_for(lambda: replies.append(stack.curl("GET", f"/v1/counters/{name}", KEY_ADMIN)) or replies[-1].status != 503,
+                 timeout=10, what=f"{name} to be read again")
+        assert replies[-1].status == 200 and replies[-1].json()["value"] == n + 1, replies[-1]
+    # And writes, each acknowledged by its shard's replica (WAIT 1), once the replicas are back.
+    wait_for(lambda: stack.curl("POST", "/v1/counters/pod:0/increment", KEY_ADMIN).status == 200, timeout=30,
+             what="writes after the restart")
+
+
+def test_the_forming_job_refuses_a_cluster_formed_in_part(chart_cluster):
+    nodes = chart_cluster
+    for i in range(nodes.count):
+        nodes.start(i)
+    wait_for(lambda: all("PONG" in nodes.cli(i, "PING") for i in range(nodes.count)), what="the nodes")
+    nodes.cli(2, "CLUSTER", "ADDSLOTS", "0")  # a slot given by hand: not a new cluster, not a formed one
+    out = nodes.form()
+    assert out.returncode == 1 and f"localhost:{nodes.port + 2} is in a cluster that does not serve every slot" in out.stderr, out.stderr
+    assert all(nodes.cli(i, "CLUSTER", "INFO").count("cluster_known_nodes:1") for i in range(nodes.count)), "nothing was changed"

@@ -95,6 +95,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- join "," $list -}}
 {{- end -}}
 
+{{/* Cluster mode: every node's stable name and port, comma-separated (the app's REDIS_CLUSTER_NODES). */}}
+{{- define "counter-api.redisClusterNodes" -}}
+{{- $name := include "counter-api.redisName" . -}}
+{{- $c := .Values.redis.cluster -}}
+{{- $list := list -}}
+{{- range $i := until (int (mul $c.primaries (add 1 $c.replicasPerPrimary))) -}}
+{{- $list = append $list (printf "%s-%d.%s-nodes.%s.svc:6379" $name $i $name $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}
+
 {{/* Values that pass the schema one by one but not together: the render fails with a line that
 says which, instead of objects the API server refuses or a cluster that cannot fail over. */}}
 {{- define "counter-api.checkValues" -}}
@@ -115,6 +126,12 @@ says which, instead of objects the API server refuses or a cluster that cannot f
 {{- end -}}
 {{- if gt (int $s.waitReplicas) (sub (int $s.nodes) 1) -}}
 {{- fail (printf "redis.sentinel.waitReplicas (%d) needs that many replicas, but %d nodes have %d" (int $s.waitReplicas) (int $s.nodes) (sub (int $s.nodes) 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $v.redis.mode "cluster" -}}
+{{- $c := $v.redis.cluster -}}
+{{- if gt (int $c.waitReplicas) (int $c.replicasPerPrimary) -}}
+{{- fail (printf "redis.cluster.waitReplicas (%d) needs that many replicas per primary, but redis.cluster.replicasPerPrimary is %d" (int $c.waitReplicas) (int $c.replicasPerPrimary)) -}}
 {{- end -}}
 {{- end -}}
 {{- /* Placeholders from the docs would pass `required` and fail later, out of sight: the ALB
