@@ -16,7 +16,7 @@ trap stop_dockerd EXIT
 
 scripts/setup.sh
 echo "test: shellcheck" >&2
-shellcheck scripts/*.sh bench/*.sh nginx/render.sh docker/nginx-entrypoint.sh .ci/run Tests/integration/fakehelm/helm
+shellcheck scripts/*.sh bench/*.sh nginx/render.sh docker/nginx-entrypoint.sh k8s/chart/files/*.sh .ci/run Tests/integration/fakehelm/helm
 echo "test: building" >&2
 swift build --build-tests
 echo "test: unit tests (swift test)" >&2
