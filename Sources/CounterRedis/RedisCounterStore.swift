@@ -75,12 +75,17 @@ public final class RedisCounterStore: CounterStore {
     }
 
     public func read() throws(CounterError) -> Int64 {
-        switch try execute(get, for: .defaultCounter, idempotent: true) {
+        try storedValue(execute(get, for: .defaultCounter, idempotent: true), key: config.counterKey) ?? 0
+    }
+
+    /// A GET's answer: the value, nil for no key, and a logged 500 for one that is not an integer.
+    private func storedValue(_ reply: RedisReply, key: @autoclosure () -> String) throws(CounterError) -> Int64? {
+        switch reply {
         case .null:
-            return 0
+            return nil
         case .string(let bytes):
             guard let value = CounterValue.parse(bytes) else {
-                logger.error("counter value is not an integer", metadata: ["redis.key": "\(config.counterKey)"])
+                logger.error("counter value is not an integer", metadata: ["redis.key": "\(key())"])
                 throw .corruptValue
             }
             return value
@@ -185,18 +190,7 @@ public final class RedisCounterStore: CounterStore {
     }
 
     public func value(of name: CounterName) throws(CounterError) -> Int64? {
-        switch try execute(command("GET", name), for: .named(name), idempotent: true) {
-        case .null:
-            return nil
-        case .string(let bytes):
-            guard let value = CounterValue.parse(bytes) else {
-                logger.error("counter value is not an integer", metadata: ["redis.key": "\(name.storageKey)"])
-                throw .corruptValue
-            }
-            return value
-        case let other:
-            throw classify(other, command: "GET")
-        }
+        try storedValue(execute(command("GET", name), for: .named(name), idempotent: true), key: name.storageKey)
     }
 
     /// Without an idempotency key: one command (INCRBY and DECRBY never retried after a broken

@@ -133,12 +133,13 @@ def test_checkov_has_no_failed_check(tmp, framework, target):
 
 def test_hadolint_yamllint_actionlint_compose_config():
     run(TOOLS / "hadolint", *sorted((ROOT / "docker").glob("*Dockerfile")), ROOT / "docker/offline/swift.Containerfile")
-    run("yamllint", "-c", ROOT / ".yamllint.yaml", ROOT / "k8s", ROOT / "docker/compose.yaml", ROOT / ".github")
+    run("yamllint", "-c", ROOT / ".yamllint.yaml", ROOT / "k8s", *sorted((ROOT / "docker").glob("compose*.yaml")), ROOT / ".github")
     out = run(TOOLS / "actionlint", check=False)
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
     run("docker-compose", "-f", "compose.yaml", "config", "-q", cwd=ROOT / "docker", env={"SECRETS_DIR": "/nonexistent"})
-    run("docker-compose", "-f", "compose.yaml", "-f", "compose.ha.yaml", "config", "-q", cwd=ROOT / "docker",
-        env={"SECRETS_DIR": "/nonexistent"})
+    for variant in ("compose.ha.yaml", "compose.cluster.yaml"):
+        run("docker-compose", "-f", "compose.yaml", "-f", variant, "config", "-q", cwd=ROOT / "docker",
+            env={"SECRETS_DIR": "/nonexistent"})
 
 
 def test_deploy_script_renders_pinned_images_and_host():
@@ -345,29 +346,45 @@ def test_deployment_doc_compose_steps_work_as_written(tmp):
     assert left.strip() == "", "compose-down removed the stack"
 
 
+class ComposeVariant:
+    """compose.yaml with a variant file layered on it (the HA or the cluster one), under its own
+    project name, secrets and port: the Redis passwords, `secret_names` besides, and one admin key."""
+
+    def __init__(self, tmp, variant, prefix, secret_names=(), **settings):
+        secrets_dir = tmp / f"{prefix}-secrets"
+        secrets_dir.mkdir()
+        self.admin = "ck-admin-" + secrets.token_hex(12)
+        self.passwords = {}
+        for name in ("redis_password", "redis_admin_password", *secret_names):
+            self.passwords[name] = secrets.token_hex(16)
+            (secrets_dir / name).write_text(self.passwords[name] + "\n")
+        (secrets_dir / "api_keys").write_text(f"{self.admin} admin ops\n")
+        for f in secrets_dir.iterdir():
+            f.chmod(0o644)
+        self.variant, self.project, self.port = variant, prefix + secrets.token_hex(3), free_port()
+        self.env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(self.port),
+                    "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}", **settings}
+
+    def dc(self, *args, check=True):
+        return run("docker-compose", "-p", self.project, "-f", "compose.yaml", "-f", self.variant, *args,
+                   cwd=ROOT / "docker", env=self.env, check=check, timeout=300)
+
+    def up(self):
+        merged = yaml.safe_load(self.dc("config").stdout)
+        assert merged["networks"]["backend"]["internal"] is True, "Redis and the app stay on an internal network"
+        self.dc("up", "-d")
+
+    def down(self):
+        self.dc("down", "-v", "--remove-orphans", check=False)
+
+
 def test_compose_ha_variant_follows_a_failover(tmp):
     """docker/compose.ha.yaml over compose.yaml: Redis with two replicas and three Sentinels; the
     primary's container killed, writes go on through the new primary with nothing acknowledged lost."""
-    secrets_dir = tmp / "ha-secrets"
-    secrets_dir.mkdir()
-    admin = "ck-admin-" + secrets.token_hex(12)
-    for name in ("redis_password", "redis_admin_password", "sentinel_password"):
-        (secrets_dir / name).write_text(secrets.token_hex(16) + "\n")
-    (secrets_dir / "api_keys").write_text(f"{admin} admin ops\n")
-    for f in secrets_dir.iterdir():
-        f.chmod(0o644)
-    project, port = "cfha" + secrets.token_hex(3), free_port()
-    env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(port), "SENTINEL_DOWN_AFTER_MS": "2000",
-           "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}"}
-
-    def dc(*args, check=True):
-        return run("docker-compose", "-p", project, "-f", "compose.yaml", "-f", "compose.ha.yaml", *args,
-                   cwd=ROOT / "docker", env=env, check=check, timeout=300)
-
-    merged = yaml.safe_load(dc("config").stdout)
-    assert merged["networks"]["backend"]["internal"] is True, "Redis and the app stay on an internal network"
-    dc("up", "-d")
+    stack = ComposeVariant(tmp, "compose.ha.yaml", "cfha", ["sentinel_password"], SENTINEL_DOWN_AFTER_MS="2000")
+    port, admin, project, dc = stack.port, stack.admin, stack.project, stack.dc
     try:
+        stack.up()
         wait_for(lambda: http(port, "GET", "/health")[0] == 200, timeout=120, what="the HA stack healthy")
         health = json.loads(http(port, "GET", "/health")[1])
         assert "primary" not in health, "the public health body never names an internal address"
@@ -400,7 +417,51 @@ def test_compose_ha_variant_follows_a_failover(tmp):
                  what="the app to log the new primary")
         print(f"compose HA: writes resumed {back:.1f}s after the primary's container was killed")
     finally:
-        dc("down", "-v", "--remove-orphans", check=False)
+        stack.down()
+
+
+def test_compose_cluster_variant_shards_counters_and_follows_a_failover(tmp):
+    """docker/compose.cluster.yaml over compose.yaml: six Redis Cluster nodes started and formed by
+    the Helm chart's own scripts; named counters spread over the three primaries; a primary's
+    container killed, its counters answer again through the promoted replica, nothing acknowledged lost."""
+    stack = ComposeVariant(tmp, "compose.cluster.yaml", "cfcl", CLUSTER_NODE_TIMEOUT_MS="2000")
+    port, admin, project, dc = stack.port, stack.admin, stack.project, stack.dc
+    admin_password = stack.passwords["redis_admin_password"]
+
+    def cli(service, *args):
+        return run("docker", "exec", "-e", f"REDISCLI_AUTH={admin_password}", f"{project}_{service}_1",
+                   "redis-cli", "--no-auth-warning", *args, check=False).stdout
+
+    nodes = ["redis", *(f"redis-{i}" for i in range(1, 6))]
+    try:
+        stack.up()
+        wait_for(lambda: http(port, "GET", "/health")[0] == 200, timeout=180, what="the cluster stack healthy")
+        assert "ok: 6 nodes agree" in dc("logs", "--no-color", "redis-form", check=False).stdout
+        names = [f"shard:{i}" for i in range(30)]
+        for n, name in enumerate(names):
+            status, body = http(port, "POST", f"/v1/counters/{name}/increment?by={n + 1}", admin)
+            assert status == 200 and json.loads(body)["value"] == n + 1, body
+        primaries = [node for node in nodes if "role:master" in cli(node, "INFO", "replication")]
+        assert len(primaries) == 3 and all(int(cli(node, "DBSIZE")) > 0 for node in primaries), "spread over three primaries"
+        victim = next(node for node in primaries if cli(node, "EXISTS", "{c:shard:0}").strip() == "1")
+        run("docker", "kill", f"{project}_{victim}_1")
+        killed, acknowledged = time.monotonic(), [1]
+        while time.monotonic() < killed + 60 and len(acknowledged) < 11:
+            status, body = http(port, "POST", "/v1/counters/shard:0/increment", admin)
+            assert status in (200, 503, 502), (status, body)
+            if status == 200:
+                acknowledged.append(json.loads(body)["value"])
+            time.sleep(0.2)
+        back = time.monotonic() - killed
+        assert len(acknowledged) == 11 and acknowledged == sorted(set(acknowledged)), acknowledged
+        status, body = http(port, "GET", "/v1/counters/shard:0", admin)
+        assert status == 200 and json.loads(body)["value"] == acknowledged[-1], "no acknowledged increment lost"
+        for n, name in enumerate(names[1:], start=1):  # and every other counter kept its value
+            status, body = http(port, "GET", f"/v1/counters/{name}", admin)
+            assert status == 200 and json.loads(body)["value"] == n + 1, (name, body)
+        print(f"compose cluster: shard:0 written again {back:.1f}s after its primary's container was killed")
+    finally:
+        stack.down()
 
 
 # --- the Kubernetes pod, with podman kube play -------------------------------------------------
