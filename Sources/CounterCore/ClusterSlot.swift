@@ -46,6 +46,12 @@ public enum ClusterSlot {
     }
 }
 
+extension CounterName {
+    /// The Redis Cluster slot of ``storageKey`` (and of the name's idempotency records, which
+    /// share its hash tag), computed without building the key.
+    public var slot: Int { ClusterSlot.of(tagPrefix: "c:", text) }
+}
+
 /// A cluster node's redirection of a command (`-MOVED 3999 10.0.0.5:6381`, `-ASK 3999 ...`).
 /// MOVED: the slot lives on that node now; update the map and send the command there. ASK: the
 /// slot is being migrated and this key is already on that node; send this one command there after

@@ -52,10 +52,6 @@ public struct CounterName: Sendable, Hashable, Comparable, CustomStringConvertib
     /// script can touch them all.
     public var storageKey: String { "{c:\(text)}" }
 
-    /// The Redis Cluster slot of ``storageKey`` (and of the name's idempotency records, which
-    /// share its hash tag), computed without building the key.
-    public var slot: Int { ClusterSlot.of(tagPrefix: "c:", text) }
-
     /// The Redis key holding the first outcome of a write made with `key` on this counter.
     public func idempotencyKey(for key: IdempotencyKey) -> String {
         "{c:\(text)}:idempotency:\(key.client):\(key.value)"
