@@ -782,14 +782,15 @@ def cluster_objects(**cluster):
 def test_cluster_mode_renders_the_nodes_a_forming_job_and_the_app_follows_them(tmp):
     docs = cluster_objects()
     sts = find(docs, "StatefulSet", "counter-api-redis")
-    assert sts["spec"]["replicas"] == 6 and sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert sts["spec"]["replicas"] == 9 and sts["spec"]["podManagementPolicy"] == "Parallel"
     pod = sts["spec"]["template"]["spec"]
-    assert pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+    spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert {p["containerPort"] for p in pod["containers"][0]["ports"]} == {6379, 16379}
     service = find(docs, "Service", "counter-api-redis-nodes")["spec"]
     assert service["publishNotReadyAddresses"] is True and {p["port"] for p in service["ports"]} == {6379, 16379}
     assert find(docs, "PodDisruptionBudget", "counter-api-redis")["spec"]["maxUnavailable"] == 1
-    nodes = [f"counter-api-redis-{i}.counter-api-redis-nodes.counter-api.svc:6379" for i in range(6)]
+    nodes = [f"counter-api-redis-{i}.counter-api-redis-nodes.counter-api.svc:6379" for i in range(9)]
     app = env(container(docs, "counter-fcgi"))
     assert "REDIS_HOST" not in app and app["REDIS_CLUSTER_NODES"].split(",") == nodes and app["REDIS_WAIT_REPLICAS"] == "1"
     job = find(docs, "Job", "counter-api-redis-form")
@@ -810,16 +811,20 @@ def test_cluster_mode_renders_the_nodes_a_forming_job_and_the_app_follows_them(t
         code, out = helm("render", json.dumps({"redis": {"mode": "cluster", "existingSecret": "", "cluster": values}}),
                          "counter-api", "counter-api")
         assert code != 0 and message in str(out), out
-    assert find(cluster_objects(primaries=4, replicasPerPrimary=2), "StatefulSet", "counter-api-redis")["spec"]["replicas"] == 12
+    small = cluster_objects(primaries=4, replicasPerPrimary=1, antiAffinity="required")
+    assert find(small, "StatefulSet", "counter-api-redis")["spec"]["replicas"] == 8
+    assert find(small, "StatefulSet", "counter-api-redis")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert env(container(small, "counter-fcgi"))["REDIS_CLUSTER_NODES"].count(",") == 7
 
 
 class ChartClusterNodes:
     """The chart's Redis Cluster pods, run here: the rendered ConfigMap's start script with the
     StatefulSet's environment, real redis-servers on loopback (ports instead of pod names), and the
-    forming Job's script with its environment."""
+    forming Job's script with its environment. One replica per primary: six servers, not nine."""
 
     def __init__(self, tmp, count=6):
-        docs = cluster_objects()
+        docs = cluster_objects(replicasPerPrimary=1)
         self.cm = find(docs, "ConfigMap", "counter-api-redis-config")["data"]
         self.spec = find(docs, "StatefulSet", "counter-api-redis")["spec"]["template"]["spec"]["containers"][0]
         self.job = env(find(docs, "Job", "counter-api-redis-form")["spec"]["template"]["spec"]["containers"][0])

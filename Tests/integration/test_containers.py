@@ -444,15 +444,32 @@ def test_compose_cluster_variant_shards_counters_and_follows_a_failover(tmp):
         primaries = [node for node in nodes if "role:master" in cli(node, "INFO", "replication")]
         assert len(primaries) == 3 and all(int(cli(node, "DBSIZE")) > 0 for node in primaries), "spread over three primaries"
         victim = next(node for node in primaries if cli(node, "EXISTS", "{c:shard:0}").strip() == "1")
+        # Its replica, by its fixed address (node i is CLUSTER_SUBNET_PREFIX.(10 + i)).
+        replica_ip = re.search(r"slave0:ip=([0-9.]+)", cli(victim, "INFO", "replication")).group(1)
+        replica = nodes[int(replica_ip.rsplit(".", 1)[1]) - 10]
         run("docker", "kill", f"{project}_{victim}_1")
-        killed, acknowledged = time.monotonic(), [1]
-        while time.monotonic() < killed + 60 and len(acknowledged) < 11:
+        killed, acknowledged, refused = time.monotonic(), [1], 0
+
+        def write_shard0():
+            nonlocal refused
             status, body = http(port, "POST", "/v1/counters/shard:0/increment", admin)
             assert status in (200, 503, 502), (status, body)
             if status == 200:
                 acknowledged.append(json.loads(body)["value"])
-            time.sleep(0.2)
+            else:
+                refused += 1
+            return status == 200
+        # Its replica is promoted, but with one replica per primary the shard then has no replica
+        # left, and a write that no replica can take is refused (503), never acknowledged and lost.
+        # The killed node started again rejoins as the new primary's replica, and writes resume.
+        wait_for(lambda: "role:master" in cli(replica, "INFO", "replication"), timeout=30, what="the replica promoted")
+        assert not write_shard0() and not write_shard0(), "a shard without a replica refuses writes"
+        run("docker", "start", f"{project}_{victim}_1")
+        wait_for(write_shard0, timeout=60, interval=0.2, what="writes after the killed node rejoined")
         back = time.monotonic() - killed
+        assert "role:slave" in cli(victim, "INFO", "replication"), "the old primary came back as a replica"
+        for _ in range(9):
+            assert write_shard0()
         assert len(acknowledged) == 11 and acknowledged == sorted(set(acknowledged)), acknowledged
         status, body = http(port, "GET", "/v1/counters/shard:0", admin)
         assert status == 200 and json.loads(body)["value"] == acknowledged[-1], "no acknowledged increment lost"
