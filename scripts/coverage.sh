@@ -26,7 +26,7 @@ swift test --skip-build --enable-code-coverage --scratch-path "$scratch"
 wrapper="$PWD/$scratch/counter-fcgi-covered"
 cat > "$wrapper" <<EOF
 #!/bin/sh
-LLVM_PROFILE_FILE="$profiles/counter-fcgi-%p.profraw" exec "$PWD/$bin/counter-fcgi" "\$@"
+LLVM_PROFILE_FILE="$profiles/counter-fcgi-%p.profraw" exec "$bin/counter-fcgi" "\$@"
 EOF
 chmod +x "$wrapper"
 if [ "$#" -eq 0 ]; then
@@ -36,20 +36,22 @@ if [ "$#" -eq 0 ]; then
 fi
 echo "coverage: integration tests with the instrumented counter-fcgi" >&2
 status=0
-COUNTER_FCGI_BIN="$wrapper" python3 -m pytest "$@" || status=$?
+COUNTER_FCGI_BIN="$wrapper" COUNTER_FCGI_STOP=term python3 -m pytest "$@" || status=$?
 
+# The toolchain's own LLVM tools: Debian's older llvm-profdata cannot read Swift 6's profiles.
+toolchain=$(dirname "$(readlink -f "$(command -v swift)")")
 shopt -s nullglob
 raw=("$profiles"/*.profraw "$scratch"/debug/codecov/*.profraw)
 [ "${#raw[@]}" -gt 0 ] || { echo "coverage: no profile was written" >&2; exit 1; }
-llvm-profdata merge -sparse "${raw[@]}" -o "$out/merged.profdata"
+"$toolchain/llvm-profdata" merge -sparse "${raw[@]}" -o "$out/merged.profdata"
 # The product's sources only: not the tests, nor the packages it depends on.
 ignore='(\.build[^/]*/|/Tests/|/checkouts/)'
 objects=("$bin/counter-fcgi" -object "$bin/counter-fcgiPackageTests.xctest")
-llvm-cov report "${objects[@]}" -instr-profile "$out/merged.profdata" -ignore-filename-regex "$ignore" \
+"$toolchain/llvm-cov" report "${objects[@]}" -instr-profile "$out/merged.profdata" -ignore-filename-regex "$ignore" \
   | tee "$out/summary.txt"
-llvm-cov show "${objects[@]}" -instr-profile "$out/merged.profdata" -ignore-filename-regex "$ignore" \
+"$toolchain/llvm-cov" show "${objects[@]}" -instr-profile "$out/merged.profdata" -ignore-filename-regex "$ignore" \
   -format=html -show-line-counts-or-regions -output-dir "$out/html" >/dev/null
-llvm-cov export "${objects[@]}" -instr-profile "$out/merged.profdata" -ignore-filename-regex "$ignore" \
+"$toolchain/llvm-cov" export "${objects[@]}" -instr-profile "$out/merged.profdata" -ignore-filename-regex "$ignore" \
   -format=lcov > "$out/coverage.lcov"
 echo "coverage: ${#raw[@]} profiles merged; report in $out/html/index.html, summary in $out/summary.txt" >&2
 [ "$status" = 0 ] || echo "coverage: the tests failed (exit $status): the figures cover what ran" >&2

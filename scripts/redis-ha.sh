@@ -81,12 +81,8 @@ sentinel_conf() {  # I: each Sentinel its own file (Sentinel rewrites it)
 }
 
 start_node() {  # N
-  local n=$1 pidfile="$dir/node-$1/pid"
-  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 0; fi
-  node_conf "$n"
-  redis-server "$dir/node-$n/redis.conf" --daemonize yes --pidfile "$pidfile" --logfile "$dir/node-$n/redis.log"
-  for _ in $(seq 100); do cli $((port + n)) ping 2>/dev/null | grep -qE 'PONG|LOADING' && return 0; sleep 0.05; done
-  die "data node $n did not start (see $dir/node-$n/redis.log):$(log_tail "$dir/node-$n/redis.log")"
+  node_conf "$1"
+  start_data_node "$1" $((port + $1))
 }
 
 start_sentinel() {  # I

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by scripts/redis-ha.sh and scripts/redis-cluster.sh (sourced, not run): the helpers both
-# topologies use. Needs $dir (where the passwords live), set by the script that sources this.
+# topologies use. Needs $dir (where the passwords and the nodes live) and die(), from the script
+# that sources this.
 # shellcheck disable=SC2154 # $dir is the sourcing script's
 
 # The last lines of a server's log, so a failure to start says why without a second look.
@@ -41,4 +42,13 @@ stop_pids() {  # SIGNAL PIDFILE...: the signal to all at once, then up to 10 s f
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   done
+}
+
+start_data_node() {  # N PORT: the redis-server of $dir/node-N/redis.conf (written by the caller),
+  # daemonized unless it runs already; back once it answers (LOADING too: a long AOF replay)
+  local n=$1 port=$2 pidfile="$dir/node-$1/pid"
+  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 0; fi
+  redis-server "$dir/node-$n/redis.conf" --daemonize yes --pidfile "$pidfile" --logfile "$dir/node-$n/redis.log"
+  for _ in $(seq 100); do cli "$port" ping 2>/dev/null | grep -qE 'PONG|LOADING' && return 0; sleep 0.05; done
+  die "node $n did not start (see $dir/node-$n/redis.log):$(log_tail "$dir/node-$n/redis.log")"
 }

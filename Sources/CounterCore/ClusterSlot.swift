@@ -32,15 +32,24 @@ public enum ClusterSlot {
         return UnsafeBufferPointer(rebasing: rest[..<close])
     }
 
-    /// CRC16/XMODEM of `bytes`, bit by bit (keys are short; a table would be 512 bytes for nothing).
+    /// CRC16/XMODEM of `bytes`, a byte at a time from a 256-entry table (512 bytes): it runs
+    /// for every named request in cluster mode, where bit by bit cost about 400 instructions.
     /// `continuing`: the CRC of the bytes before these (CRC16 runs over a key in pieces).
     public static func crc16(_ bytes: UnsafeBufferPointer<UInt8>, continuing start: UInt16 = 0) -> UInt16 {
         var crc = start
-        for byte in bytes {
-            crc ^= UInt16(byte) << 8
-            for _ in 0..<8 {
-                crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
+        table.withUnsafeBufferPointer { table in
+            for byte in bytes {
+                crc = (crc << 8) ^ table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]
             }
+        }
+        return crc
+    }
+
+    /// The CRC of each byte value alone (polynomial 0x1021), for ``crc16(_:continuing:)``.
+    private static let table: [UInt16] = (0..<256).map { value in
+        var crc = UInt16(value) << 8
+        for _ in 0..<8 {
+            crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
         }
         return crc
     }

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("COUNTER_FCGI_BIN", ROOT / ".build" / "debug" / "counter-fcgi"))
+# scripts/coverage.sh: responders are stopped with SIGTERM (not KILL) so each writes its profile.
+STOP_GRACEFULLY = os.environ.get("COUNTER_FCGI_STOP") == "term"
 CGI_FCGI = shutil.which("cgi-fcgi") or "/usr/bin/cgi-fcgi"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -188,8 +191,17 @@ class Responder:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            if STOP_GRACEFULLY:
+                # An instrumented build writes its coverage profile only when it exits by itself.
+                self.proc.send_signal(signal.SIGCONT)
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         if getattr(self, "_log", None):
             self._log.close()
 
@@ -415,3 +427,23 @@ def start_stack(tmp, redis, start_responder):
 @pytest.fixture
 def stack(start_stack):
     return start_stack()
+
+
+class LoadThreads:
+    """Client threads that run for the length of a `with` block: a subclass starts with
+    `super().__init__(count, target)` (each thread calls `target(index)`) and its clients stop when
+    `self.stop` is set."""
+
+    def __init__(self, count, target):
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=target, args=(c,), daemon=True) for c in range(count)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)

@@ -96,7 +96,7 @@ import json
 import threading
 import time
 
-from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE, wait_for
+from conftest import KEY_ADMIN, KEY_READ, KEY_WRITE, LoadThreads, wait_for
 from test_metrics import sample, scrape
 
 
@@ -115,7 +115,7 @@ def slots_of(names):
     return {name: int(line.split()[0]) for name, line in zip(names, out.stdout.splitlines())}
 
 
-class NamedLoad:
+class NamedLoad(LoadThreads):
     """Threads incrementing named counters through nginx (each thread cycling over `names`),
     optionally each increment with its own Idempotency-Key retried until answered. Bounded."""
 
@@ -123,8 +123,7 @@ class NamedLoad:
         self.port, self.names, self.limit, self.idempotent = port, names, limit, idempotent
         self.results = []  # (name, status, value)
         self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.client, args=(c,), daemon=True) for c in range(clients)]
+        super().__init__(clients, self.client)
 
     def post(self, conn, name, key):
         headers = {"X-API-Key": KEY_WRITE, "Host": "localhost"}
@@ -155,16 +154,6 @@ class NamedLoad:
                     break
                 time.sleep(0.05)
         conn.close()
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=60)
 
     def check(self, stack):
         """Per counter: no value handed out twice, every acknowledged increment in the final value,

@@ -13,20 +13,19 @@ import time
 
 import pytest
 
-from conftest import KEY_READ, KEY_WRITE, ROOT, wait_for
+from conftest import KEY_READ, KEY_WRITE, ROOT, LoadThreads, wait_for
 
 
-class Load:
+class Load(LoadThreads):
     """`clients` threads doing POST `path` (/write) through nginx until stopped (at most `limit` each)."""
 
     def __init__(self, port, clients=8, limit=5000, key=KEY_WRITE, path="/write"):
         self.port, self.key, self.limit, self.path = port, key, limit, path
         self.results = []          # (monotonic start, seconds taken, status, value or None)
         self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
+        super().__init__(clients, self.client)
 
-    def client(self):
+    def client(self, _index):
         for _ in range(self.limit):
             if self.stop.is_set():
                 return
@@ -43,16 +42,6 @@ class Load:
                 status, value = None, None
             with self.lock:
                 self.results.append((started, time.monotonic() - started, status, value))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=30)
 
     def values(self):
         return [v for _, _, s, v in self.results if s == 200]
