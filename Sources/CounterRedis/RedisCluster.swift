@@ -20,6 +20,9 @@ final class RedisCluster {
     private var refreshDue: UInt64 = 0
     private var lastLoad: UInt64 = 0
     private let clusterSlots = RedisCommand(["CLUSTER", "SLOTS"])
+    /// One "no slot map" line per worker every 10 s: while no node gives a map, every request
+    /// fails the same way (a node list that is not a cluster, a cluster still being formed).
+    private var mapErrorLog = LogThrottle(intervalNS: 10_000_000_000)
 
     /// The least time between two reads of the map: a burst of MOVED during a reshard (one per
     /// request) must not turn into a `CLUSTER SLOTS` per request.
@@ -149,6 +152,10 @@ final class RedisCluster {
             return
         }
         scheduleReload()
-        throw .unavailable(reason: "no cluster node gave the slot map (\(reasons.joined(separator: "; ")))")
+        let reason = "no cluster node gave the slot map (\(reasons.joined(separator: "; ")))"
+        if let held = mapErrorLog.admit(now: now) {
+            logger.warning("redis cluster map unavailable", metadata: ["redis.error": "\(reason)", "redis.errors_not_logged": "\(held)"])
+        }
+        throw .unavailable(reason: reason)
     }
 }

@@ -6,6 +6,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -248,3 +249,69 @@ def test_an_edge_log_socket_that_cannot_time_out_stops_the_start(tmp, redis):
     assert out.returncode == 1
     assert "cannot set the edge log socket's receive timeout" in out.stderr, out.stderr
     assert not (tmp / "edge.sock").exists(), "the socket is removed again"
+
+
+def peer(behaviour):
+    """A TCP listener on loopback that answers each connection as `behaviour` says (closes it at
+    once, or sends HTTP instead of FastCGI): what the probe meets when the address is wrong."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            if behaviour == "http":
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_probe_over_tcp_and_against_what_is_not_a_responder():
+    port = free_port()
+    proc = subprocess.Popen([str(BINARY)], env={"FCGI_LISTEN": f"tcp:127.0.0.1:{port}", "REDIS_PORT": str(free_port())},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: run_binary(["probe", "--address", f"tcp:127.0.0.1:{port}"]).returncode == 0,
+                 what="the probe over TCP")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    refused = run_binary(["probe", "--address", f"tcp:127.0.0.1:{free_port()}"])
+    assert refused.returncode == 1 and "cannot connect to" in refused.stderr, refused.stderr
+    for behaviour, says in [("close", "closed the connection before answering"), ("http", "not a FastCGI answer")]:
+        server = peer(behaviour)
+        try:
+            out = run_binary(["probe", "--address", f"tcp:127.0.0.1:{server.getsockname()[1]}", "--timeout-ms", "2000"])
+        finally:
+            server.close()
+        assert out.returncode == 1 and says in out.stderr, (behaviour, out.stderr)
+
+
+@pytest.mark.parametrize("listen,says", [
+    ("tcp:127.0.0.1:{taken}", "cannot bind tcp:127.0.0.1:{taken}"),
+    ("unix:{tmp}/no-such-folder/counter.sock", "cannot bind {tmp}/no-such-folder/counter.sock"),
+    ("tcp:no-such-host.invalid:9000", "cannot resolve no-such-host.invalid"),
+])
+def test_an_address_it_cannot_listen_on_is_a_clear_start_error(tmp, listen, says):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        values = {"taken": taken.getsockname()[1], "tmp": tmp}
+        out = run_binary([], {"FCGI_LISTEN": listen.format(**values), "REDIS_PORT": str(free_port())})
+    assert out.returncode == 1 and says.format(**values) in out.stderr, out.stderr
+
+
+def test_cluster_nodes_that_are_not_a_cluster_are_a_503_not_a_hang(redis, start_responder):
+    responder = start_responder({"REDIS_HOST": "", "REDIS_CLUSTER_NODES": f"127.0.0.1:{redis.port}"})
+    for path in ("/health", "/v1/counters/x"):
+        reply = responder.request("GET", path)
+        assert reply.status == 503 and reply.headers.get("retry-after") == "1", (path, reply.body)
+    # The operator is told why, once per worker every 10 s, not on every request.
+    lines = [line for line in responder.log_lines() if line.get("message") == "redis cluster map unavailable"]
+    assert lines and "cluster support disabled" in lines[0]["redis.error"], responder.log()[-2000:]
+    assert len(lines) <= 4, "at most one line per worker"
