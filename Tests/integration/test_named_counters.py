@@ -170,6 +170,12 @@ def test_a_corrupt_value_and_a_lost_redis(responder, redis):
     assert_problem(call(responder, "GET", "/v1/counters/bad"), 500)
     assert_problem(call(responder, "POST", "/v1/counters/bad/increment"), 500)
     assert redis.get("{c:bad}") == "not a number"
+    # A listing leaves it out (and logs it) rather than fail the page of every other counter.
+    assert call(responder, "PUT", "/v1/counters/good", body=b'{"value": 7}', content_type="application/json").status == 200
+    listed = call(responder, "GET", "/v1/counters")
+    assert listed.status == 200 and [c["name"] for c in json.loads(listed.body)["counters"]] == ["good"], listed.body
+    assert any(l.get("message") == "counter value is not an integer" and l.get("redis.key") == "{c:bad}"
+               for l in responder.log_lines())
     redis.kill()
     reply = call(responder, "POST", "/v1/counters/x/increment")
     assert_problem(reply, 503)
