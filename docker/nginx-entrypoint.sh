@@ -15,13 +15,20 @@ nginx -q -t -c "$run/nginx.conf" -p "$run"
 
 nginx -c "$run/nginx.conf" -p "$run" -g 'daemon off;' &
 pid=$!
-trap 'kill -QUIT "$pid" 2>/dev/null' QUIT TERM INT
+# On a stop signal the key watch ends at once (not after its next sleep: that kept the container up
+# for KEYS_POLL_SECONDS, past docker's 10 s grace, and nginx was then killed mid-request).
+stopping=""
+sleeper=""
+trap 'stopping=1; kill -QUIT "$pid" 2>/dev/null; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null' QUIT TERM INT
 
 keys_sum() { [ -n "${API_KEYS_FILE:-}" ] && [ -r "$API_KEYS_FILE" ] && sha256sum "$API_KEYS_FILE" 2>/dev/null || echo none; }
 last=$(keys_sum)
-while kill -0 "$pid" 2>/dev/null; do
+while [ -z "$stopping" ] && kill -0 "$pid" 2>/dev/null; do
     sleep "$interval" &
-    wait $! 2>/dev/null || true
+    sleeper=$!
+    wait "$sleeper" 2>/dev/null || true
+    sleeper=""
+    [ -z "$stopping" ] || break
     now=$(keys_sum)
     if [ "$now" != "$last" ]; then
         if sh "$templates/render.sh" "$run" --keys-only && nginx -q -t -c "$run/nginx.conf" -p "$run"; then

@@ -284,6 +284,12 @@ def test_compose_containers_are_non_root_read_only_and_private(compose):
                  "FLUSHALL; REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" redis-cli --user counter "
                  "--no-auth-warning GET other_key", check=False).stdout
     assert denied.count("NOPERM") == 2, denied
+    # A stop is graceful: nginx and counter-fcgi exit on their own on SIGTERM, well within the
+    # grace period (a kill after it would show as 137), and say so.
+    compose["dc"]("stop", "-t", "8", "nginx", "app")
+    for service in ("nginx", "app"):
+        state = json.loads(run("docker", "inspect", f"{project}_{service}_1").stdout)[0]["State"]
+        assert state["Status"] == "exited" and state["ExitCode"] == 0 and not state["OOMKilled"], (service, state)
 
 
 def test_health_checks_ask_the_responder_and_fail_for_a_hung_one(compose):
