@@ -13,10 +13,17 @@ public final class RedisCounterStore: CounterStore {
     private let config: Config
     private let logger: Logger
     private let metrics: RedisMetrics
-    /// The one Redis (a fixed address, or the primary Sentinel names); nil in cluster mode.
-    private let session: RedisSession?
-    /// Set in cluster mode (`REDIS_CLUSTER_NODES`): commands go to the node of their key's slot.
-    private let cluster: RedisCluster?
+    /// Where commands go: one Redis (a fixed address, or the primary Sentinel names), or, in
+    /// cluster mode (`REDIS_CLUSTER_NODES`), the node of their key's slot.
+    private enum Topology {
+        case single(RedisSession)
+        case cluster(RedisCluster)
+    }
+    private let topology: Topology
+    /// The cluster, in cluster mode.
+    private var cluster: RedisCluster? {
+        if case .cluster(let cluster) = topology { cluster } else { nil }
+    }
     /// The default counter's slot (its records share it through the `{...}` hash tag).
     private let counterSlot: Int
     /// The session that ran the last command: the one a reply's consequences apply to.
@@ -33,14 +40,9 @@ public final class RedisCounterStore: CounterStore {
         self.config = config
         self.logger = logger
         self.metrics = metrics
-        if config.clusterNodes == nil {
-            session = RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery)
-            cluster = nil
-        } else {
-            session = nil
-            cluster = RedisCluster(config: config, logger: logger, metrics: metrics, recovery: recovery)
-        }
-        lastSession = session
+        topology = config.clusterNodes == nil
+            ? .single(RedisSession(config: config, logger: logger, metrics: metrics, recovery: recovery))
+            : .cluster(RedisCluster(config: config, logger: logger, metrics: metrics, recovery: recovery))
         counterSlot = ClusterSlot.of(config.counterKey)
         get = RedisCommand(["GET", config.counterKey])
         incr = RedisCommand(["INCR", config.counterKey])
@@ -52,10 +54,9 @@ public final class RedisCounterStore: CounterStore {
 
     /// Connects ahead of the first request; failure is only logged (the service starts anyway).
     public func warmUp() {
-        if let cluster {
-            _ = try? cluster.target(forSlot: counterSlot).session.connected()
-        } else {
-            _ = try? session?.connected()
+        switch topology {
+        case .single(let session): _ = try? session.connected()
+        case .cluster(let cluster): _ = try? cluster.target(forSlot: counterSlot).session.connected()
         }
     }
 
@@ -345,7 +346,10 @@ public final class RedisCounterStore: CounterStore {
             let target: RedisSession
             var node: HostPort?
             var connection: RedisConnection?
-            if let cluster {
+            switch topology {
+            case .single(let session):
+                target = session
+            case .cluster(let cluster):
                 let slot = slot(of: owner)
                 let chosen = if let askTarget { (node: askTarget, session: cluster.session(for: askTarget)) } else { try cluster.target(forSlot: slot) }
                 lastSession = chosen.session
@@ -359,10 +363,6 @@ public final class RedisCounterStore: CounterStore {
                     throw error
                 }
                 (target, node) = (chosen.session, chosen.node)
-            } else if let session {
-                target = session
-            } else {
-                preconditionFailure("a store has a session or a cluster")
             }
             let reply: RedisReply
             do throws(CounterError) {

@@ -222,33 +222,51 @@ def test_counter_fcgi_image_has_static_swift_runtime():
 
 # --- docker compose ----------------------------------------------------------------------------
 
+class ComposeStack:
+    """compose.yaml, with a variant file layered on it (the HA or the cluster one) or alone, under
+    its own project name, secrets and port: the Redis passwords, `secret_names` besides, an admin
+    key and a read key."""
+
+    def __init__(self, tmp, variant, prefix, secret_names=(), **settings):
+        secrets_dir = tmp / f"{prefix}-secrets"
+        secrets_dir.mkdir()
+        self.admin, self.reader = "ck-admin-" + secrets.token_hex(12), "ck-read-" + secrets.token_hex(12)
+        self.passwords = {}
+        for name in ("redis_password", "redis_admin_password", *secret_names):
+            self.passwords[name] = secrets.token_hex(16)
+            (secrets_dir / name).write_text(self.passwords[name] + "\n")
+        (secrets_dir / "api_keys").write_text(f"{self.admin} admin ops\n{self.reader} read dashboards\n")
+        for f in secrets_dir.iterdir():
+            f.chmod(0o644)
+        self.files = ["-f", "compose.yaml", *(["-f", variant] if variant else [])]
+        self.project, self.port = prefix + secrets.token_hex(3), free_port()
+        self.env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(self.port),
+                    "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}", **settings}
+
+    def dc(self, *args, check=True):
+        return run("docker-compose", "-p", self.project, *self.files, *args,
+                   cwd=ROOT / "docker", env=self.env, check=check, timeout=300)
+
+    def up(self):
+        merged = yaml.safe_load(self.dc("config").stdout)
+        assert merged["networks"]["backend"]["internal"] is True, "Redis and the app stay on an internal network"
+        self.dc("up", "-d")
+
+    def down(self):
+        if os.environ.get("KEEP_COMPOSE_LOGS"):
+            print(self.dc("logs", check=False).stdout[-5000:])
+        self.dc("down", "-v", "--remove-orphans", check=False)
+
+
 @pytest.fixture
 def compose(tmp):
-    secrets_dir = tmp / "secrets"
-    secrets_dir.mkdir()
-    admin, reader = "ck-admin-" + secrets.token_hex(12), "ck-read-" + secrets.token_hex(12)
-    (secrets_dir / "redis_password").write_text(secrets.token_hex(16) + "\n")
-    (secrets_dir / "redis_admin_password").write_text(secrets.token_hex(16) + "\n")
-    (secrets_dir / "api_keys").write_text(f"{admin} admin ops\n{reader} read dashboards\n")
-    for f in secrets_dir.iterdir():
-        f.chmod(0o644)
-    project = "cftest" + secrets.token_hex(3)
-    port = free_port()
-    env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(port),
-           "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}"}
-    base = ["docker-compose", "-p", project, "-f", "compose.yaml"]
-
-    def dc(*args, check=True):
-        return run(*base, *args, cwd=ROOT / "docker", env=env, check=check, timeout=300)
-
-    dc("up", "-d")
+    stack = ComposeStack(tmp, None, "cftest")
     try:
-        wait_for(lambda: http(port, "GET", "/health")[0] == 200, timeout=90, what="compose stack healthy")
-        yield {"port": port, "admin": admin, "reader": reader, "dc": dc, "project": project}
+        stack.up()
+        wait_for(lambda: http(stack.port, "GET", "/health")[0] == 200, timeout=90, what="compose stack healthy")
+        yield {"port": stack.port, "admin": stack.admin, "reader": stack.reader, "dc": stack.dc, "project": stack.project}
     finally:
-        if os.environ.get("KEEP_COMPOSE_LOGS"):
-            print(dc("logs", check=False).stdout[-5000:])
-        dc("down", "-v", "--remove-orphans", check=False)
+        stack.down()
 
 
 def test_compose_stack_serves_and_survives_a_redis_restart(compose):
@@ -352,42 +370,10 @@ def test_deployment_doc_compose_steps_work_as_written(tmp):
     assert left.strip() == "", "compose-down removed the stack"
 
 
-class ComposeVariant:
-    """compose.yaml with a variant file layered on it (the HA or the cluster one), under its own
-    project name, secrets and port: the Redis passwords, `secret_names` besides, and one admin key."""
-
-    def __init__(self, tmp, variant, prefix, secret_names=(), **settings):
-        secrets_dir = tmp / f"{prefix}-secrets"
-        secrets_dir.mkdir()
-        self.admin = "ck-admin-" + secrets.token_hex(12)
-        self.passwords = {}
-        for name in ("redis_password", "redis_admin_password", *secret_names):
-            self.passwords[name] = secrets.token_hex(16)
-            (secrets_dir / name).write_text(self.passwords[name] + "\n")
-        (secrets_dir / "api_keys").write_text(f"{self.admin} admin ops\n")
-        for f in secrets_dir.iterdir():
-            f.chmod(0o644)
-        self.variant, self.project, self.port = variant, prefix + secrets.token_hex(3), free_port()
-        self.env = {"SECRETS_DIR": str(secrets_dir), "REDIS_IMAGE": REDIS_IMAGE, "PORT": str(self.port),
-                    "APP_IMAGE": f"localhost/counter-fcgi:{TAG}", "NGINX_IMAGE": f"localhost/counter-nginx:{TAG}", **settings}
-
-    def dc(self, *args, check=True):
-        return run("docker-compose", "-p", self.project, "-f", "compose.yaml", "-f", self.variant, *args,
-                   cwd=ROOT / "docker", env=self.env, check=check, timeout=300)
-
-    def up(self):
-        merged = yaml.safe_load(self.dc("config").stdout)
-        assert merged["networks"]["backend"]["internal"] is True, "Redis and the app stay on an internal network"
-        self.dc("up", "-d")
-
-    def down(self):
-        self.dc("down", "-v", "--remove-orphans", check=False)
-
-
 def test_compose_ha_variant_follows_a_failover(tmp):
     """docker/compose.ha.yaml over compose.yaml: Redis with two replicas and three Sentinels; the
     primary's container killed, writes go on through the new primary with nothing acknowledged lost."""
-    stack = ComposeVariant(tmp, "compose.ha.yaml", "cfha", ["sentinel_password"], SENTINEL_DOWN_AFTER_MS="2000")
+    stack = ComposeStack(tmp, "compose.ha.yaml", "cfha", ["sentinel_password"], SENTINEL_DOWN_AFTER_MS="2000")
     port, admin, project, dc = stack.port, stack.admin, stack.project, stack.dc
     try:
         stack.up()
@@ -430,7 +416,7 @@ def test_compose_cluster_variant_shards_counters_and_follows_a_failover(tmp):
     """docker/compose.cluster.yaml over compose.yaml: six Redis Cluster nodes started and formed by
     the Helm chart's own scripts; named counters spread over the three primaries; a primary's
     container killed, its counters answer again through the promoted replica, nothing acknowledged lost."""
-    stack = ComposeVariant(tmp, "compose.cluster.yaml", "cfcl", CLUSTER_NODE_TIMEOUT_MS="2000")
+    stack = ComposeStack(tmp, "compose.cluster.yaml", "cfcl", CLUSTER_NODE_TIMEOUT_MS="2000")
     port, admin, project, dc = stack.port, stack.admin, stack.project, stack.dc
     admin_password = stack.passwords["redis_admin_password"]
 
